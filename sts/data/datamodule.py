@@ -1,0 +1,117 @@
+"""One LightningDataModule for every sentence-pair data set (chosen by the `data=` config)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from sts.data.collate import PairCollator, TokenizedPairs, tokenize_pairs
+from sts.data.readers import Pairs, read_pairs
+from sts.errors import STSError
+
+SPLITS = ("train", "val", "test")
+
+
+class PairDataModule(L.LightningDataModule):
+    """Reads and validates each split once, tokenises once, pads per batch.
+
+    Evaluation splits are sorted by length so batches carry little padding; their metrics do
+    not depend on order. `positive_threshold` (a fraction of the score range) binarises graded
+    gold for accuracy/F1/AUC and for choosing the decision threshold.
+    """
+
+    def __init__(
+        self,
+        train: str | Sequence[str] | None,
+        val: str | Sequence[str] | None = None,
+        test: str | Sequence[str] | None = None,
+        format: str = "table",
+        score_range: Sequence[float] | None = (0.0, 5.0),
+        columns: dict[str, str | None] | None = None,
+        positive_threshold: float = 0.8,
+        val_fraction: float = 0.0,
+        batch_size: int = 16,
+        eval_batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        name: str | None = None,
+        tokenizer: Any = None,
+        max_length: int = 128,
+        joint: bool = False,
+    ) -> None:
+        super().__init__()
+        self.paths = {"train": train, "val": val, "test": test}
+        self.format, self.score_range, self.columns = format, score_range, columns
+        self.val_fraction, self.seed, self.name = val_fraction, seed, name
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.tokenizer, self.max_length, self.joint = tokenizer, max_length, joint
+        self._positive_threshold = positive_threshold
+        self.pairs: dict[str, Pairs] = {}
+        self.datasets: dict[str, TokenizedPairs] = {}
+
+    @property
+    def binary(self) -> bool:
+        return next(iter(self.pairs.values())).binary if self.pairs else False
+
+    @property
+    def positive_threshold(self) -> float:
+        """Gold at or above this (0-1 scale) counts as similar; 0.5 for binary labels."""
+        return 0.5 if self.binary else self._positive_threshold
+
+    def read(self) -> dict[str, Pairs]:
+        """Read and validate every configured split (no tokenizer needed)."""
+        if not self.pairs:
+            for split in SPLITS:
+                if self.paths[split]:
+                    self.pairs[split] = read_pairs(self.paths[split], self.format, self.score_range, self.columns)
+            if "val" not in self.pairs and self.val_fraction > 0 and "train" in self.pairs:
+                order = np.random.default_rng(self.seed).permutation(len(self.pairs["train"]))
+                cut = int(round(len(order) * self.val_fraction))
+                self.pairs["val"] = self.pairs["train"].subset(np.sort(order[:cut]))
+                self.pairs["train"] = self.pairs["train"].subset(np.sort(order[cut:]))
+        return self.pairs
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        if self.tokenizer is None:
+            raise STSError("PairDataModule needs a tokenizer before setup()")
+        for split, pairs in self.read().items():
+            if split != "train":
+                pairs = self.pairs[split] = pairs.subset(self._length_order(pairs))
+            enc = tokenize_pairs(self.tokenizer, pairs.sentence1, pairs.sentence2, self.max_length, self.joint)
+            self.datasets[split] = TokenizedPairs(enc, pairs.gold)
+
+    def _length_order(self, pairs: Pairs) -> np.ndarray:
+        """Characters approximate tokens well enough to group similar lengths."""
+        rough = [len(a) + len(b) for a, b in zip(pairs.sentence1, pairs.sentence2)]
+        return np.argsort(rough, kind="stable")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise STSError(f"data: no {split!r} split configured (set data.{split}=PATH)")
+        ds = self.datasets[split]
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            shuffle=shuffle,
+            collate_fn=PairCollator(ds, self.tokenizer.pad_token_id),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def has_split(self, split: str) -> bool:
+        return split in self.read()
+

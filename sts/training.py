@@ -1,0 +1,112 @@
+"""train(cfg): build model, data, trainer from a composed config; fit, pick the threshold on dev,
+test, and write a self-contained model file. Called by train.py and by tests."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from sts import checkpoint
+from sts.errors import STSError
+from sts.models import PairModule
+from sts.models.encoder import load_pretrained, sentence_transformers_pooling
+from sts.report import format_table
+
+log = logging.getLogger(__name__)
+MIN_FREE_BYTES = 500 * 2**20
+
+
+def build_model(cfg: DictConfig) -> PairModule:
+    """The configured module around the configured pretrained encoder."""
+    tokenizer, encoder = load_pretrained(cfg.encoder.name_or_path)
+    overrides: dict[str, Any] = {}
+    if "pooling" in cfg.model and cfg.model.pooling is None:
+        overrides["pooling"] = sentence_transformers_pooling(cfg.encoder.name_or_path) or "mean"
+    return instantiate(cfg.model, encoder=encoder, tokenizer=tokenizer, loss=instantiate(cfg.loss), **overrides)
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Fail before any training when the run directory cannot take checkpoints."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{time.time_ns()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as e:
+        raise STSError(f"{path}: output directory is not writable ({e.strerror})") from None
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        raise STSError(f"{path}: only {free / 2**20:.0f} MiB free on its disk; at least {MIN_FREE_BYTES / 2**20:.0f} MiB are needed for checkpoints")
+    return path
+
+
+def _resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    if cfg.ckpt_path in (None, ""):
+        return None
+    if cfg.ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise STSError(f"ckpt_path=last: no {last} to resume from (run with hydra.run.dir=<the interrupted run's directory>)")
+        return str(last)
+    if not Path(cfg.ckpt_path).is_file():
+        raise STSError(f"ckpt_path: {cfg.ckpt_path} not found")
+    return str(cfg.ckpt_path)
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit (unless cfg.train is false), choose the threshold on dev with the best weights, test,
+    save `cfg.model_file`. Returns dev and test metrics as {"val/spearman": ..., ...}."""
+    output_dir = check_output_dir(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    model = build_model(cfg)
+    datamodule = instantiate(cfg.data, tokenizer=model.tokenizer, max_length=model.max_length, joint=model.joint)
+    datamodule.read()
+    if not datamodule.has_split("val"):
+        raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
+    trainer = build_trainer(cfg)
+    started = time.perf_counter()
+    best = None
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, output_dir))
+        ckpt_cb = trainer.checkpoint_callback
+        best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.best_model_path else None
+    train_seconds = time.perf_counter() - started
+    # The decision threshold is chosen on dev with the weights that will be saved.
+    trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    metrics = {f"val/{k}": v for k, v in model.last_metrics["val"].items()}
+    if datamodule.has_split("test"):
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics |= {f"test/{k}": v for k, v in model.last_metrics["test"].items()}
+    metrics["train_seconds"] = train_seconds
+    if trainer.is_global_zero:
+        model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": OmegaConf.to_container(cfg.model, resolve=True)})
+        print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
+        print(f"model: {model_file}")
+        if best:
+            print(f"best Lightning checkpoint: {best}")
+    return metrics
+
+
+def summary_rows(metrics: dict[str, float]) -> list[list[str]]:
+    names = ("spearman", "pearson", "accuracy", "f1", "auroc")
+    rows = [["split", *names, "threshold"]]
+    for split in ("val", "test"):
+        if f"{split}/spearman" in metrics:
+            rows.append([split, *(f"{100 * metrics[f'{split}/{n}']:.2f}" for n in names), f"{metrics[f'{split}/threshold']:.3f}"])
+    return rows

