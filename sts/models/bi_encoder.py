@@ -36,6 +36,12 @@ class BiEncoder(PairModule):
         hidden = self.encoder(input_ids=features["input_ids"], attention_mask=features["attention_mask"]).last_hidden_state
         return pool(hidden, features["attention_mask"], self.pooling)
 
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+        """Pooled embeddings of raw sentences in input order (embed.py, exports)."""
+        self.eval()
+        return self._by_length(self._tokenize(texts), batch_size, self.embed)
+
     def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Raw similarity of two embedding batches: cosine, or the head's logit when frozen."""
         if self.head is None:

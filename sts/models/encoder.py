@@ -52,6 +52,9 @@ def sentence_transformers_pooling(name_or_path: str | None) -> str | None:
     if not config.is_file():
         return None
     settings = json.loads(config.read_text())
+    mode = settings.get("pooling_mode")  # sentence-transformers >= 6 writes one key instead of flags
+    if mode in POOLING_MODES:
+        return mode
     if settings.get("pooling_mode_mean_tokens"):
         return "mean"
     if settings.get("pooling_mode_cls_token"):
