@@ -5,7 +5,7 @@ import netrc
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sts.resources import resource
 
@@ -32,3 +32,21 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("sts_resource", resource)
     if not OmegaConf.has_resolver("sts_wandb_offline"):
         OmegaConf.register_new_resolver("sts_wandb_offline", wandb_offline)
+
+
+def compose(config_name: str = "train", overrides: list[str] | None = None, output_dir: str | Path | None = None) -> DictConfig:
+    """The config an entry point would see for these overrides, outside a Hydra run (scripts,
+    tests): `${hydra:...}` interpolations resolve and `paths.output_dir` is set explicitly."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=overrides or [], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        if output_dir is not None and "paths" in cfg:
+            cfg.paths.output_dir = str(output_dir)
+        del cfg.hydra
+    return cfg

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 import sts  # noqa: F401  (resolvers)
-from sts.config import CONFIG_DIR
+from sts.config import compose
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -48,15 +46,8 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
-    """The train config as train.py would see it, with Hydra's runtime dir replaced."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)  # so ${hydra:...} interpolations resolve
-    with open_dict(cfg):
-        if output_dir is not None:
-            cfg.paths.output_dir = str(output_dir)
-        del cfg.hydra
-    return cfg
+    """The train config as train.py would see it, writing into `output_dir`."""
+    return compose("train", overrides, output_dir)
 
 
 @pytest.fixture
@@ -77,4 +68,19 @@ def tiny_model_file(tiny_encoder: str, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("trained")
     cfg = compose_train([f"encoder.name_or_path={tiny_encoder}", "logger=none", *TINY_TRAINER], out)
     train(cfg)
+    return out / "model.pt"
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """Another entry point's config (evaluate, export, embed) as its script would see it."""
+    return compose(name, overrides)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_model_file(tiny_encoder: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model.pt from a 6-step cross-encoder training of the tiny encoder."""
+    from sts.training import train
+
+    out = tmp_path_factory.mktemp("trained-cross")
+    train(compose_train([f"encoder.name_or_path={tiny_encoder}", "model=cross_encoder", "logger=none", *TINY_TRAINER], out))
     return out / "model.pt"

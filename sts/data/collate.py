@@ -61,6 +61,10 @@ class TokenizedPairs(Dataset):
     def __len__(self) -> int:
         return len(self.gold)
 
+    def lengths(self) -> list[int]:
+        """Per pair, its longest token sequence (what padding a batch to it costs)."""
+        return [max(len(enc["input_ids"][i]) for enc in self.encodings.values()) for i in range(len(self))]
+
     def __getitem__(self, i: int) -> int:
         return i
 

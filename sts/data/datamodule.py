@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from sts.data.collate import PairCollator, TokenizedPairs, tokenize_pairs
 from sts.data.readers import Pairs, read_pairs
+from sts.data.samplers import LengthGroupedSampler
 from sts.errors import STSError
 
 SPLITS = ("train", "val", "test")
@@ -18,7 +19,8 @@ SPLITS = ("train", "val", "test")
 class PairDataModule(L.LightningDataModule):
     """Reads and validates each split once, tokenises once, pads per batch.
 
-    Evaluation splits are sorted by length so batches carry little padding; their metrics do
+    Training batches are random but length-grouped (`group_by_length`, see samplers.py);
+    evaluation splits are sorted by length so batches carry little padding; their metrics do
     not depend on order. `positive_threshold` (a fraction of the score range) binarises graded
     gold for accuracy/F1/AUC and for choosing the decision threshold.
     """
@@ -35,6 +37,7 @@ class PairDataModule(L.LightningDataModule):
         val_fraction: float = 0.0,
         batch_size: int = 16,
         eval_batch_size: int = 64,
+        group_by_length: bool = True,
         num_workers: int = 0,
         seed: int = 0,
         name: str | None = None,
@@ -47,6 +50,7 @@ class PairDataModule(L.LightningDataModule):
         self.format, self.score_range, self.columns = format, score_range, columns
         self.val_fraction, self.seed, self.name = val_fraction, seed, name
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.group_by_length = group_by_length
         self.tokenizer, self.max_length, self.joint = tokenizer, max_length, joint
         self._positive_threshold = positive_threshold
         self.pairs: dict[str, Pairs] = {}
@@ -94,10 +98,14 @@ class PairDataModule(L.LightningDataModule):
         if split not in self.datasets:
             raise STSError(f"data: no {split!r} split configured (set data.{split}=PATH)")
         ds = self.datasets[split]
+        sampler = None
+        if shuffle and self.group_by_length:
+            sampler = LengthGroupedSampler(ds.lengths(), self.batch_size, seed=self.seed)
         return DataLoader(
             ds,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             collate_fn=PairCollator(ds, self.tokenizer.pad_token_id),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
