@@ -1,0 +1,120 @@
+"""Regenerate experiments/results.csv and experiments/RESULTS.md from the runs' own output.
+
+    python experiments/report.py
+
+Reads experiments/runs/<experiment>/seed<k>/metrics.json (written by train.py), the transfer
+evaluations beside them (transfer/<data>.json) and experiments/peer/*.json (written by
+peer_sentence_transformers.py). Nothing here is typed by hand except the published anchors.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS, PEER = HERE / "runs", HERE / "peer"
+COLUMNS = ["experiment", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
+ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "bi_best", "cross_best"]
+PUBLISHED = [
+    ("SBERT-STSb-base (Reimers & Gurevych 2019, bi-encoder)", "84.67"),
+    ("BERT-STSb-base cross-encoder (SBERT paper)", "84.30"),
+    ("cross-encoder/stsb-TinyBERT-L4", "85.50"),
+    ("cross-encoder/stsb-distilroberta-base", "87.92"),
+    ("all-MiniLM-L6-v2 zero-shot (expected)", "82.03"),
+]
+
+
+def load_runs() -> list[dict]:
+    rows = []
+    for path in sorted(RUNS.glob("*/seed*/metrics.json")):
+        r = json.loads(path.read_text())
+        m = r["metrics"]
+        rows.append({
+            "experiment": r["experiment"], "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
+            "epochs": r["epochs"], "seed": r["seed"],
+            "dev_spearman": round(100 * m["val/spearman"], 2), "test_spearman": round(100 * m["test/spearman"], 2),
+            "test_pearson": round(100 * m["test/pearson"], 2), "train_seconds": round(m["train_seconds"], 1),
+            "hardware": r["hardware"], "git_commit": r["git_commit"], "command": r["command"], "_dir": path.parent,
+        })
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(rows, key=lambda r: (rank.get(r["experiment"], len(ORDER)), r["experiment"], r["seed"]))
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def md_table(rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + ["| " + " | ".join(map(str, r)) + " |" for r in rows[1:]])
+
+
+def experiments_table(runs: list[dict]) -> str:
+    rows = [["experiment", "architecture", "frozen", "loss", "epochs", "seeds", "dev Spearman", "test Spearman", "test Pearson", "train s (mean)", "command (seed varies)"]]
+    for name in dict.fromkeys(r["experiment"] for r in runs):
+        group = [r for r in runs if r["experiment"] == name]
+        first = group[0]
+        rows.append([
+            name, first["architecture"], str(first["frozen"]).lower(), first["loss"], str(first["epochs"]), str(len(group)),
+            mean_std([r["dev_spearman"] for r in group]), mean_std([r["test_spearman"] for r in group]),
+            mean_std([r["test_pearson"] for r in group]), f"{statistics.mean(r['train_seconds'] for r in group):.0f}",
+            f"`{first['command']}`",
+        ])
+    return md_table(rows)
+
+
+def transfer_table(runs: list[dict]) -> str | None:
+    rows = [["experiment", "seed", "data", "Spearman", "Pearson", "accuracy", "F1", "threshold"]]
+    for r in runs:
+        for path in sorted((r["_dir"] / "transfer").glob("*.json")):
+            t = json.loads(path.read_text())
+            m = t["metrics"]
+            rows.append([r["experiment"], str(r["seed"]), t["data"], *(f"{100 * m[k]:.2f}" for k in ("spearman", "pearson", "accuracy", "f1")), f"{m['threshold']:.3f}"])
+    return md_table(rows) if len(rows) > 1 else None
+
+
+def peer_table() -> str | None:
+    records = [json.loads(p.read_text()) for p in sorted(PEER.glob("*.json"))]
+    if not records:
+        return None
+    rows = [["arch", "loss", "epochs", "lr", "batch", "seed", "our overrides", "sentence-transformers", "ours", "ours - peer", "peer s", "ours s", "command"]]
+    for r in records:
+        rows.append([
+            r["arch"], r["loss"], str(r["epochs"]), f"{r['lr']:g}", str(r["batch_size"]), str(r["seed"]), " ".join(r["ours_overrides"]) or "-",
+            f"{r['peer_test_spearman']:.2f}", f"{r['ours_test_spearman']:.2f}", f"{r['difference']:+.2f}",
+            f"{r['peer_train_seconds']:.0f}", f"{r['ours_train_seconds']:.0f}", f"`{r['command']}`",
+        ])
+    return md_table(rows)
+
+
+def main() -> None:
+    runs = load_runs()
+    with open(HERE / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(runs)
+    hardware = sorted({r["hardware"] for r in runs})
+    parts = [
+        "# Recorded results (generated by `python experiments/report.py`; do not edit)",
+        "STS Benchmark, Spearman and Pearson x 100. Model and recipe selection on dev; test reported only. "
+        "Every run: `experiments/runs/<experiment>/seed<k>/metrics.json`; per-seed rows in `results.csv`.",
+        f"Hardware: {'; '.join(hardware) or 'n/a'}.",
+        "## Experiments (mean ± std over seeds)",
+        experiments_table(runs) if runs else "(no runs yet)",
+    ]
+    peer = peer_table()
+    if peer:
+        parts += ["## Same-run comparison with sentence-transformers", "Both trained from the bundled all-MiniLM-L6-v2 with the same data, batch size, learning rate, warm-up, epochs and seed in one process; both scored on STS-B test by the same Spearman function.", peer]
+    transfer = transfer_table(runs)
+    if transfer:
+        parts += ["## Zero-shot transfer of the STS-B models", "SICK (train+trial, relatedness) and MSRP train (binary; accuracy/F1 at the threshold stored from STS-B dev).", transfer]
+    parts += ["## Published anchors (STS-B test Spearman x 100, for context; not run here)", md_table([["model", "Spearman"], *map(list, PUBLISHED)])]
+    (HERE / "RESULTS.md").write_text("\n\n".join(parts) + "\n")
+    print(f"wrote {HERE / 'results.csv'} ({len(runs)} runs) and {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
