@@ -80,6 +80,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not datamodule.has_split("val"):
         raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
     trainer = build_trainer(cfg)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     started = time.perf_counter()
     best = None
     if cfg.train:
