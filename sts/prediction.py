@@ -4,6 +4,7 @@ partial output."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,11 @@ def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}.pred.csv")
 
 
-def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
-    if output.resolve() == input_path.resolve():
+def check_output(input_path: Path, output: Path, overwrite: bool) -> str:
+    """Refuse, before any work, an output that is the input (by any spelling, symlink or hard
+    link), a directory, an existing file without overwrite=true, or a format we cannot write;
+    returns the output's format."""
+    if output.resolve() == input_path.resolve() or (output.exists() and os.path.samefile(output, input_path)):
         raise STSError(f"{output}: refusing to write over the input file; choose another output=")
     if output.is_dir():
         raise STSError(f"{output}: output is a directory")
@@ -56,6 +60,7 @@ def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
         raise STSError(f"{output}: already exists; pass overwrite=true to replace it")
     if not output.parent.is_dir():
         raise STSError(f"{output.parent}: output directory does not exist")
+    return table_format(output)
 
 
 def predict(cfg: DictConfig) -> Path:
@@ -67,7 +72,7 @@ def predict(cfg: DictConfig) -> Path:
     if clash:
         raise InputError(input_path, f"already has column(s) {clash}, which the output adds")
     output = Path(cfg.output) if cfg.output else default_output(input_path)
-    check_output(input_path, output, cfg.overwrite)
+    output_format = check_output(input_path, output, cfg.overwrite)
     module = checkpoint.load(cfg.ckpt)
     threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
@@ -76,7 +81,7 @@ def predict(cfg: DictConfig) -> Path:
     preview: list[dict[str, Any]] = []
     written = 0
     with atomic_output(output) as handle, progress(max(count_lines(str(input_path)) - 1, 1), cfg.progress) as bar:
-        writer = TableWriter(handle, [*table.columns, *OUTPUT_COLUMNS], table_format(output))
+        writer = TableWriter(handle, [*table.columns, *OUTPUT_COLUMNS], output_format)
         for chunk in chunks(table.rows(), cfg.chunk_size):
             texts1 = [check_sentence(table.path, row, record[first], first) for row, record in chunk]
             texts2 = [check_sentence(table.path, row, record[second], second) for row, record in chunk]

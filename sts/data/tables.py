@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sts.errors import InputError
+from sts.errors import InputError, STSError
 
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
@@ -148,14 +148,20 @@ class TableWriter:
         self.columns = columns
         self.handle = handle
         if fmt != "jsonl":
-            self.writer = csv.writer(handle, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+            delimiter = "\t" if fmt == "tsv" else ","
+            self.writer = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
+            # csv quotes a field only for the line terminator's characters, so a lone "\r"
+            # would go out bare and split the row when read back: such rows are fully quoted.
+            self.quoted = csv.writer(handle, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
             self.writer.writerow(columns)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         if self.fmt == "jsonl":
             self.handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        else:
-            self.writer.writerows([r[c] for c in self.columns] for r in rows)
+            return
+        for row in rows:
+            values = [row[c] for c in self.columns]
+            (self.quoted if any(isinstance(v, str) and "\r" in v for v in values) else self.writer).writerow(values)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -176,6 +182,10 @@ def atomic_output(path: str | Path) -> Iterator[Any]:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             yield handle
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename not in (None, str(tmp), str(path)):
+            raise  # about another file (the input), not the output
+        raise STSError(f"{path}: cannot write the output ({e.strerror or e})") from None
     finally:
         tmp.unlink(missing_ok=True)
         if in_main:
