@@ -1,0 +1,153 @@
+"""evaluate(cfg): measure a model file on one split of any configured data set, the way
+training measures it (same readers, same dev carve-out, same metrics), and leave a record:
+an aligned table, metrics.json, a predicted-vs-gold scatter and a PR or ROC curve."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+
+from sts import checkpoint
+from sts.data.datamodule import SPLITS
+from sts.data.readers import Pairs
+from sts.errors import STSError
+from sts.metrics import pair_metrics
+from sts.report import format_table
+from sts.scoring import Scorer, chunks, progress
+
+METRICS = ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "auroc")
+CURVES = ("pr", "roc")
+
+
+def read_split(data: DictConfig, split: str) -> tuple[Pairs, float]:
+    """One split's pairs and the gold cut for "similar", read through PairDataModule so a dev set
+    carved from train (data.val_fraction) is the same one training selected on. Other splits are
+    not read (data=pairs has no train file to give)."""
+    if split not in ("val", "test"):
+        raise STSError(f"split={split!r}: choose val (dev) or test")
+    paths = {s: None if OmegaConf.is_missing(data, s) else data[s] for s in SPLITS}
+    carved = split == "val" and not paths["val"] and data.val_fraction > 0
+    keep = {split, "train"} if carved else {split}
+    datamodule = instantiate(data, **{s: paths[s] if s in keep else None for s in SPLITS})
+    pairs = datamodule.read()
+    if split not in pairs:
+        raise STSError(f"data={data.name}: no {split} split; set data.{split}=FILE")
+    return pairs[split], datamodule.positive_threshold
+
+
+def score_pairs(scorer: Scorer, pairs: Pairs, chunk_size: int, show: str | bool) -> np.ndarray:
+    """Unclipped scores in input order (as training's metrics use them), with a progress bar."""
+    parts = []
+    with progress(len(pairs), show, desc="scoring") as bar:
+        for chunk in chunks(zip(pairs.sentence1, pairs.sentence2), chunk_size):
+            first, second = zip(*chunk)
+            parts.append(scorer(first, second, clip=False))
+            bar.update(len(chunk))
+    return np.concatenate(parts)
+
+
+def metrics_by_group(scores: np.ndarray, pairs: Pairs, positive_threshold: float, threshold: float) -> dict[str, dict[str, float]]:
+    """Metrics for all pairs and, when the data carries genres (STS-B), for each genre."""
+    groups = {"all": np.arange(len(pairs))}
+    genres = np.asarray(pairs.meta.get("genre", []))
+    for genre in sorted(set(genres.tolist())):
+        groups[genre] = np.flatnonzero(genres == genre)
+    return {
+        name: pair_metrics(torch.from_numpy(scores[idx]), torch.from_numpy(pairs.gold[idx]), positive_threshold, threshold) | {"n": len(idx)}
+        for name, idx in groups.items()
+    }
+
+
+def _json_safe(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    """NaN (e.g. AUC with one gold class) becomes null, so metrics.json is strict JSON."""
+    return {name: {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in m.items()} for name, m in results.items()}
+
+
+def _x100(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def table_rows(results: dict[str, dict[str, float]]) -> list[list[str]]:
+    return [["subset", "n", *METRICS], *([name, str(m["n"]), *(_x100(m[k]) for k in METRICS)] for name, m in results.items())]
+
+
+def plot_scatter(scores: np.ndarray, gold: np.ndarray, score_range: Sequence[float] | None, threshold: float, path: Path, title: str) -> Path:
+    """Predicted score against gold on the data's own scale, with the decision threshold."""
+    lo, hi = (float(score_range[0]), float(score_range[1])) if score_range else (0.0, 1.0)
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
+    ax.scatter(lo + gold * (hi - lo), scores, s=6, alpha=0.35, edgecolors="none")
+    ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}")
+    ax.set(xlabel=f"gold ({lo:g}-{hi:g})", ylabel="predicted score", title=title)
+    ax.legend(loc="lower right")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def plot_curve(scores: np.ndarray, positive: np.ndarray, threshold: float, kind: str, path: Path, title: str) -> Path | None:
+    """Precision/recall or ROC curve with the operating point at `threshold`; None when gold has
+    only one class (neither curve exists)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    if positive.all() or not positive.any():
+        return None
+    predicted = scores >= threshold
+    recall = (predicted & positive).sum() / positive.sum()
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    if kind == "roc":
+        fpr, tpr, _ = roc_curve(positive, scores)
+        ax.plot(fpr, tpr)
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        point = ((predicted & ~positive).sum() / (~positive).sum(), recall)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    else:
+        precision, recall_curve, _ = precision_recall_curve(positive, scores)
+        ax.plot(recall_curve, precision)
+        point = (recall, (predicted & positive).sum() / max(predicted.sum(), 1))
+        ax.set(xlabel="recall", ylabel="precision")
+    ax.plot(*point, "o", color="tab:red", label=f"threshold {threshold:.3f}")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), title=title)
+    ax.legend(loc="lower left" if kind == "pr" else "lower right")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score one split, print the table, write metrics.json and the plots into cfg.out_dir."""
+    if cfg.curve not in CURVES:
+        raise STSError(f"curve={cfg.curve!r}: choose one of {CURVES}")
+    pairs, positive_threshold = read_split(cfg.data, cfg.split)
+    module = checkpoint.load(cfg.ckpt)
+    threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
+    scores = score_pairs(Scorer(module, cfg.batch_size, cfg.precision, cfg.device), pairs, cfg.chunk_size, cfg.progress)
+    results = metrics_by_group(scores, pairs, positive_threshold, threshold)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{type(module).__name__} on {cfg.data.name} {cfg.split}"
+    score_range = None if pairs.binary else cfg.data.score_range
+    plots = [
+        plot_scatter(scores, pairs.gold, score_range, threshold, out_dir / "scatter.png", name),
+        plot_curve(scores, pairs.gold >= positive_threshold, threshold, cfg.curve, out_dir / f"{cfg.curve}_curve.png", name),
+    ]
+    record = {
+        "ckpt": str(cfg.ckpt),
+        "data": cfg.data.name,
+        "split": cfg.split,
+        "threshold": threshold,
+        "positive_threshold": positive_threshold,
+        "metrics": _json_safe(results),
+        "plots": [p.name for p in plots if p],
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+    print(format_table(table_rows(results), title=f"{name}: {len(pairs)} pairs, x100, threshold {threshold:.3f}"))
+    print(f"wrote {out_dir / 'metrics.json'} and {', '.join(p.name for p in plots if p)}")
+    return record
