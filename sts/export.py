@@ -1,0 +1,177 @@
+"""export(cfg): write a model file in a format other tools load.
+
+- `hf`: a transformers folder. Bi-encoder: the encoder (AutoModel) and tokenizer. Cross-encoder:
+  AutoModelForSequenceClassification with num_labels=1, our head mapped onto its own (BERT:
+  pooler.dense + classifier; RoBERTa-style: classifier.dense + classifier.out_proj).
+- `sentence-transformers`: the `hf` folder plus the files sentence-transformers reads: modules
+  and pooling for a bi-encoder (SentenceTransformer), the sigmoid for a cross-encoder
+  (CrossEncoder). Written in the long-standing layout that every release since 2.x loads.
+- `onnx`: model.onnx computing the same 0-1 score as predict.py from token ids, beside the
+  tokenizer and sts_onnx.json (inputs, outputs, max_length, threshold).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from sts import checkpoint
+from sts.errors import STSError
+from sts.models import BiEncoder, CrossEncoder, PairModule
+
+SIGMOID = "torch.nn.modules.activation.Sigmoid"
+
+
+def save_tokenizer(module: PairModule, folder: Path) -> None:
+    """The tokenizer, truncating where the model was trained to (model_max_length)."""
+    tokenizer = copy.deepcopy(module.tokenizer)
+    tokenizer.model_max_length = module.max_length
+    tokenizer.save_pretrained(folder)
+
+
+def sequence_classifier(module: CrossEncoder) -> nn.Module:
+    """A transformers AutoModelForSequenceClassification holding our encoder and head."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(module.encoder.config)
+    config.num_labels = 1
+    config.architectures = None
+    config.sentence_transformers = {"activation_fn": SIGMOID}  # CrossEncoder applies sigmoid, as we do
+    model = AutoModelForSequenceClassification.from_config(config)
+    prefix = model.base_model_prefix
+    keys = set(model.state_dict())
+    head = {"dense": module.dense.state_dict(), "classifier": module.classifier.state_dict()}
+    if {f"{prefix}.pooler.dense.weight", "classifier.weight"} <= keys:
+        names = {"dense": f"{prefix}.pooler.dense", "classifier": "classifier"}
+    elif {"classifier.dense.weight", "classifier.out_proj.weight"} <= keys:
+        names = {"dense": "classifier.dense", "classifier": "classifier.out_proj"}
+    else:
+        raise STSError(f"cannot export a cross-encoder on {config.model_type!r}: its sequence-classification head is not dense + tanh + linear like ours")
+    state = {f"{prefix}.{k}": v for k, v in module.encoder.state_dict().items()}
+    state |= {f"{names[part]}.{k}": v for part, weights in head.items() for k, v in weights.items()}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise STSError(f"cannot map the cross-encoder onto {type(model).__name__}: missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}")
+    return model.eval()
+
+
+def save_hf(module: PairModule, folder: Path) -> None:
+    model = sequence_classifier(module) if isinstance(module, CrossEncoder) else module.encoder
+    model.save_pretrained(folder)
+    save_tokenizer(module, folder)
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def save_sentence_transformers(module: PairModule, folder: Path) -> None:
+    save_hf(module, folder)
+    if isinstance(module, CrossEncoder):
+        write_json(folder / "config_sentence_transformers.json", {"model_type": "CrossEncoder", "activation_fn": SIGMOID})
+        return
+    if module.head is not None:
+        warnings.warn("a frozen bi-encoder's MLP head has no sentence-transformers equivalent: the export gives its embeddings, compared by cosine", stacklevel=2)
+    write_json(
+        folder / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ],
+    )
+    write_json(folder / "sentence_bert_config.json", {"max_seq_length": module.max_length, "do_lower_case": False})
+    flags = {f"pooling_mode_{m}": module.pooling == name for name, m in (("cls", "cls_token"), ("mean", "mean_tokens"), ("max", "max_tokens"))}
+    write_json(folder / "1_Pooling" / "config.json", {"word_embedding_dimension": module.encoder.config.hidden_size, **flags, "pooling_mode_mean_sqrt_len_tokens": False})
+    write_json(folder / "config_sentence_transformers.json", {"model_type": "SentenceTransformer", "similarity_fn_name": "cosine"})
+
+
+class BiEncoderGraph(nn.Module):
+    """Token ids of two sentence batches -> score (as predict.py gives it) and both embeddings."""
+
+    def __init__(self, module: BiEncoder) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, input_ids1: torch.Tensor, attention_mask1: torch.Tensor, input_ids2: torch.Tensor, attention_mask2: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        u = self.module.embed({"input_ids": input_ids1, "attention_mask": attention_mask1})
+        v = self.module.embed({"input_ids": input_ids2, "attention_mask": attention_mask2})
+        return self.module.activation(self.module.compare(u, v)).clamp(0, 1), u, v
+
+
+class CrossEncoderGraph(nn.Module):
+    """Token ids of joined pairs ([CLS] s1 [SEP] s2 [SEP]) -> score."""
+
+    def __init__(self, module: CrossEncoder) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return self.module.activation(self.module.logit(features))
+
+
+def onnx_graph(module: PairModule) -> tuple[nn.Module, dict[str, torch.Tensor], list[str]]:
+    """The module to trace, example inputs and output names. Examples carry padding (so masking is
+    traced) and, for a bi-encoder, sides of different lengths (so their lengths stay independent)."""
+    texts = ["A man is playing a guitar.", "A cat sleeps."]
+    if isinstance(module, CrossEncoder):
+        enc = module.tokenizer(texts, texts[::-1], padding=True, return_tensors="pt", return_token_type_ids=True)
+        return CrossEncoderGraph(module), {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}, ["score"]
+    sides = {1: module.tokenizer(texts, padding=True, return_tensors="pt"), 2: module.tokenizer(["Someone plays music on a red guitar today.", "A cat."], padding=True, return_tensors="pt")}
+    inputs = {f"{k}{side}": enc[k] for side, enc in sides.items() for k in ("input_ids", "attention_mask")}
+    return BiEncoderGraph(module), inputs, ["score", "embedding1", "embedding2"]
+
+
+def save_onnx(module: PairModule, folder: Path) -> None:
+    try:
+        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
+    except ImportError:
+        raise STSError("format=onnx needs the onnx extra: pip install 'sts[onnx]' (onnx, onnxscript, onnxruntime)") from None
+    graph, inputs, outputs = onnx_graph(module)
+    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
+    second = torch.export.Dim("tokens2")  # a bi-encoder's two sides are padded independently
+    shapes = {name: {0: batch, 1: second if name.endswith("2") else tokens} for name in inputs}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph.eval(), (), str(folder / "model.onnx"), kwargs=inputs, input_names=list(inputs), output_names=outputs, dynamic_shapes=shapes, dynamo=True, verbose=False)
+    save_tokenizer(module, folder)
+    write_json(
+        folder / "sts_onnx.json",
+        {"architecture": type(module).__name__, "inputs": list(inputs), "outputs": outputs, "max_length": module.max_length, "threshold": module.threshold},
+    )
+
+
+WRITERS: dict[str, Callable[[PairModule, Path], None]] = {"sentence-transformers": save_sentence_transformers, "hf": save_hf, "onnx": save_onnx}
+
+
+def export(cfg: DictConfig) -> Path:
+    """Write cfg.ckpt as cfg.format into the folder cfg.out (complete or not at all)."""
+    if cfg.format not in WRITERS:
+        raise STSError(f"format={cfg.format!r}: choose one of {sorted(WRITERS)}")
+    out = Path(cfg.out)
+    if out.exists() and not (out.is_dir() and (cfg.overwrite or not any(out.iterdir()))):
+        raise STSError(f"{out}: already exists and is not an empty folder; pass overwrite=true to replace it")
+    if not out.parent.is_dir():
+        raise STSError(f"{out.parent}: output directory does not exist")
+    module = checkpoint.load(cfg.ckpt)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        WRITERS[cfg.format](module, tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"wrote {type(module).__name__} as {cfg.format} to {out}")
+    return out
