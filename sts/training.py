@@ -18,6 +18,7 @@ from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
 from sts.report import format_table
+from sts.sweeps import isolate_multirun_job
 
 log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 500 * 2**20
@@ -72,6 +73,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (unless cfg.train is false), choose the threshold on dev with the best weights, test,
     save `cfg.model_file`. Returns dev and test metrics as {"val/spearman": ..., ...}."""
+    isolate_multirun_job()
     output_dir = check_output_dir(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     model = build_model(cfg)
