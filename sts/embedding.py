@@ -1,0 +1,101 @@
+"""embed(cfg): sentence embeddings of a corpus with a bi-encoder (trained, or the bundled encoder
+as it is), in input order, optionally grouped with k-means. Embeddings are what the model
+compares by cosine, so clustering runs on their unit-length versions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from sts import checkpoint
+from sts.data.readers import check_sentence
+from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_text_file, open_text
+from sts.errors import InputError, STSError
+from sts.models import BiEncoder
+from sts.models.encoder import load_pretrained, sentence_transformers_pooling
+from sts.report import format_table
+from sts.scoring import chunks, progress
+
+CHUNK = 1024
+
+
+def read_sentences(path: Path, fmt: str | None, column: str | None) -> list[str]:
+    """Sentences of a text file (one per line; a blank line is an error, so row i stays line i)
+    or of one column of a CSV/TSV/JSONL table."""
+    fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower(), "text")
+    if fmt == "text":
+        check_text_file(path)
+        with open_text(path) as f:
+            return [check_sentence(path, row, line.rstrip("\r\n"), "line") for row, line in enumerate(f, 1)]
+    table = Table(path, fmt)
+    if column is None:
+        if len(table.columns) != 1:
+            raise InputError(path, f"set column=NAME to say which column holds the sentences (columns found: {table.columns})")
+        column = table.columns[0]
+    table.require(column)
+    return [check_sentence(table.path, row, record[column], column) for row, record in table.rows()]
+
+
+def load_embedder(cfg: DictConfig) -> BiEncoder:
+    """The checkpoint's bi-encoder, or the configured encoder untrained."""
+    if cfg.ckpt:
+        module = checkpoint.load(cfg.ckpt)
+        if not isinstance(module, BiEncoder):
+            raise STSError(
+                f"{cfg.ckpt}: is a {type(module).__name__}, which scores pairs jointly and has no sentence embeddings; "
+                "use a bi-encoder model (train.py model=bi_encoder) or leave ckpt out for the bundled encoder"
+            )
+        return module
+    tokenizer, encoder = load_pretrained(cfg.encoder.name_or_path)
+    pooling = cfg.pooling or sentence_transformers_pooling(cfg.encoder.name_or_path) or "mean"
+    return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=cfg.encoder.max_length, pooling=pooling)
+
+
+def check_npy_output(out: Path, overwrite: bool) -> None:
+    if out.suffix != ".npy":
+        raise STSError(f"out={out}: embeddings are written as numpy .npy; name the file *.npy")
+    if out.is_dir() or (out.exists() and not overwrite):
+        raise STSError(f"{out}: already exists; pass overwrite=true to replace it")
+    if not out.parent.is_dir():
+        raise STSError(f"{out.parent}: output directory does not exist")
+
+
+def cluster(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k-means labels on unit-length embeddings (so distance follows cosine), reproducible."""
+    from sklearn.cluster import KMeans
+
+    if not 1 <= k <= len(embeddings):
+        raise STSError(f"cluster.k={k}: must be between 1 and the number of sentences ({len(embeddings)})")
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
+    return KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(unit)
+
+
+def embed(cfg: DictConfig) -> np.ndarray:
+    """Write cfg.out (N x dim float32) and, with cluster.k, <out stem>.clusters.csv."""
+    input_path, out = Path(cfg.input), Path(cfg.out)
+    check_npy_output(out, cfg.overwrite)
+    clusters_path = out.with_name(f"{out.stem}.clusters.csv")
+    if cfg.cluster.k and clusters_path.exists() and not cfg.overwrite:
+        raise STSError(f"{clusters_path}: already exists; pass overwrite=true to replace it")
+    sentences = read_sentences(input_path, cfg.format, cfg.column)
+    module = load_embedder(cfg).to(torch.device(cfg.device))
+    parts = []
+    with progress(len(sentences), cfg.progress, unit="sentences", desc="embedding") as bar:
+        for chunk in chunks(iter(sentences), CHUNK):
+            parts.append(module.embed_texts(chunk, cfg.batch_size).cpu().numpy().astype(np.float32))
+            bar.update(len(chunk))
+    embeddings = np.concatenate(parts)
+    with atomic_output(out) as handle:
+        np.save(handle.buffer, embeddings)
+    print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")
+    if cfg.cluster.k:
+        labels = cluster(embeddings, int(cfg.cluster.k), int(cfg.cluster.seed))
+        with atomic_output(clusters_path) as handle:
+            TableWriter(handle, ["sentence", "cluster"], "csv").write([{"sentence": s, "cluster": int(c)} for s, c in zip(sentences, labels)])
+        rows = [["cluster", "size", "first sentence"]]
+        rows += [[str(c), str(int((labels == c).sum())), sentences[int(np.argmax(labels == c))][:60]] for c in range(int(cfg.cluster.k))]
+        print(format_table(rows, title=f"k-means, k={cfg.cluster.k}"))
+        print(f"wrote {clusters_path}")
+    return embeddings
