@@ -73,16 +73,18 @@ def test_wandb_sweep_arguments_parse_as_train_overrides() -> None:
     assert len(seen) == 4
 
 
-def test_slurm_launcher_runs_one_task_per_device(tmp_path: Path) -> None:
+def test_slurm_launcher_runs_one_task_per_device() -> None:
     from hydra import compose, initialize_config_dir
 
     from sts.config import CONFIG_DIR
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], return_hydra_config=True)
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
-    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
+        multinode = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp_multinode"], return_hydra_config=True)
+        one_node = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=8"], return_hydra_config=True)
+    assert multinode.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (multinode.trainer.strategy, multinode.trainer.devices, multinode.trainer.num_nodes) == ("ddp", 4, 2)
+    assert (multinode.hydra.launcher.tasks_per_node, multinode.hydra.launcher.gpus_per_node, multinode.hydra.launcher.nodes) == (4, 4, 2)
+    assert (one_node.hydra.launcher.tasks_per_node, one_node.hydra.launcher.nodes) == (8, 1)
 
 
 @pytest.fixture(scope="module")
