@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 from sts import checkpoint
 from sts.data.readers import check_sentence
 from sts.data.tables import Table, TableWriter, atomic_output, table_format
 from sts.errors import InputError, STSError
 from sts.report import format_table
-from sts.scoring import Scorer, chunks, count_lines, progress
+from sts.scoring import Scorer, chunks, count_lines, progress, score_distributed
 
 OUTPUT_COLUMNS = ("score", "lbl")
 
@@ -63,6 +65,34 @@ def check_output(input_path: Path, output: Path, overwrite: bool) -> str:
     return table_format(output)
 
 
+def _sentences(table: Table, first: str, second: str) -> tuple[list[str], list[str]]:
+    """All sentence pairs of the table, validated (the multi-process path scores them at once)."""
+    texts1, texts2 = [], []
+    for row, record in table.rows():
+        texts1.append(check_sentence(table.path, row, record[first], first))
+        texts2.append(check_sentence(table.path, row, record[second], second))
+    return texts1, texts2
+
+
+def _score_in_processes(cfg: DictConfig, module: Any, table: Table, first: str, second: str, output: Path) -> np.ndarray | None:
+    """Scores from `trainer.devices` processes (Lightning predict loop + DDP); None on ranks > 0."""
+    texts1, texts2 = _sentences(table, first, second)
+    workdir = output.with_name(f".{output.name}.shards")
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    try:
+        return score_distributed(module, texts1, texts2, trainer_kwargs, workdir, cfg.batch_size, cfg.chunk_size)
+    finally:
+        if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _streaming_scorer(scorer: Scorer):
+    def score_chunk(texts1: list[str], texts2: list[str], offset: int) -> np.ndarray:
+        return scorer(texts1, texts2)
+
+    return score_chunk
+
+
 def predict(cfg: DictConfig) -> Path:
     """Write every input row, unchanged and in order, plus `score` (0-1) and `lbl` (0/1)."""
     input_path = Path(cfg.input)
@@ -77,7 +107,15 @@ def predict(cfg: DictConfig) -> Path:
     threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise STSError(f"threshold={threshold}: must be between 0 and 1")
-    scorer = Scorer(module, cfg.batch_size, cfg.precision, cfg.device)
+    if cfg.trainer.devices not in (1, "1"):
+        precomputed = _score_in_processes(cfg, module, table, first, second, output)
+        if precomputed is None:
+            return output  # not rank 0: rank 0 writes the file
+
+        def score_chunk(texts1: list[str], texts2: list[str], offset: int) -> np.ndarray:
+            return precomputed[offset : offset + len(texts1)]
+    else:
+        score_chunk = _streaming_scorer(Scorer(module, cfg.batch_size, cfg.precision, cfg.device))
     preview: list[dict[str, Any]] = []
     written = 0
     with atomic_output(output) as handle, progress(max(count_lines(str(input_path)) - 1, 1), cfg.progress) as bar:
@@ -85,7 +123,7 @@ def predict(cfg: DictConfig) -> Path:
         for chunk in chunks(table.rows(), cfg.chunk_size):
             texts1 = [check_sentence(table.path, row, record[first], first) for row, record in chunk]
             texts2 = [check_sentence(table.path, row, record[second], second) for row, record in chunk]
-            scores = scorer(texts1, texts2)
+            scores = score_chunk(texts1, texts2, written)
             rows = [record | {"score": f"{s:.6f}", "lbl": int(s >= threshold)} for (_, record), s in zip(chunk, scores)]
             writer.write(rows)
             preview.extend(rows[: max(cfg.preview_rows - len(preview), 0)])

@@ -198,6 +198,11 @@ class PairModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.threshold = float(checkpoint.get("sts", {}).get("threshold", self.threshold))
 
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Lightning's predict loop over raw text batches (multi-process scoring)."""
+        scores = self.score_encoded(batch["texts1"], batch["texts2"], getattr(self, "predict_batch_size", 64))
+        return {"index": batch["index"], "score": scores.clamp(0, 1).cpu()}
+
     # --- scoring raw text ---------------------------------------------------------------------
     def _by_length(self, encodings: dict[str, list[list[int]]], batch_size: int, fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
         """Run `fn` over length-sorted batches (little padding) and return results in input order."""
