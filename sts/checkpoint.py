@@ -109,7 +109,15 @@ def check_resumable(path: str | Path, module: PairModule) -> str:
 
 class RandomState(Callback):
     """Keeps the random generators' state in Lightning checkpoints, so a resumed run draws the
-    same shuffles and dropout masks as an uninterrupted one (plain tensors and ints only)."""
+    same shuffles and dropout masks as an uninterrupted one (plain tensors and ints only).
+
+    On a restart Lightning creates the train iterator twice, one seed draw more than an
+    uninterrupted run; the state reached after the first (replayed) one is put back before the
+    first batch."""
+
+    def __init__(self) -> None:
+        self._restored = False
+        self._first_batch_state: torch.Tensor | None = None
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": list(np.random.get_state())}
@@ -125,6 +133,16 @@ class RandomState(Callback):
         np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+        self._restored = True
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._restored:
+            self._first_batch_state, self._restored = torch.get_rng_state(), False
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if self._first_batch_state is not None:
+            torch.set_rng_state(self._first_batch_state)
+            self._first_batch_state = None
 
 
 def load(path: str | Path, architecture: str | None = None) -> PairModule:

@@ -49,17 +49,17 @@ def check_output_dir(path: str | Path) -> Path:
     return path
 
 
-def _resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+def _resume_path(cfg: DictConfig, output_dir: Path, model: PairModule) -> str | None:
     if cfg.ckpt_path in (None, ""):
         return None
     if cfg.ckpt_path == "last":
         last = output_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise STSError(f"ckpt_path=last: no {last} to resume from (run with hydra.run.dir=<the interrupted run's directory>)")
-        return str(last)
+        return checkpoint.check_resumable(last, model)
     if not Path(cfg.ckpt_path).is_file():
         raise STSError(f"ckpt_path: {cfg.ckpt_path} not found")
-    return str(cfg.ckpt_path)
+    return checkpoint.check_resumable(cfg.ckpt_path, model)
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
@@ -76,18 +76,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     isolate_multirun_job()
     output_dir = check_output_dir(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    model = build_model(cfg)
-    datamodule = instantiate(cfg.data, tokenizer=model.tokenizer, max_length=model.max_length, joint=model.joint)
+    # Data are read and validated before the encoder loads, so a bad file fails in a second.
+    datamodule = instantiate(cfg.data)
     datamodule.read()
     if not datamodule.has_split("val"):
         raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
+    model = build_model(cfg)
+    datamodule.tokenizer, datamodule.max_length, datamodule.joint = model.tokenizer, model.max_length, model.joint
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     started = time.perf_counter()
     best = None
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, output_dir))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, output_dir, model))
         ckpt_cb = trainer.checkpoint_callback
         best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.best_model_path else None
     train_seconds = time.perf_counter() - started
