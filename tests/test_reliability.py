@@ -151,3 +151,13 @@ def test_resume_refuses_unsafe_or_mismatched_checkpoints(tiny_cfg, tiny_model_fi
     assert not (tmp_path / "pwned").exists()
     with pytest.raises(STSError, match=r"ckpt_path=last: no .*last.ckpt to resume from"):
         train(tiny_cfg("ckpt_path=last"))
+
+
+def test_training_file_with_bom_and_quoted_fields_is_accepted(tmp_path: Path) -> None:
+    from sts.data.readers import read_pairs
+
+    path = tmp_path / "train.csv"
+    path.write_bytes('\ufeffsentence1,sentence2,score\n"she said ""hi"", twice","tab\there\nand a newline",4\nété 猫 🐈,שלום,0\n'.encode())
+    pairs = read_pairs(path, "table")
+    assert pairs.sentence1 == ['she said "hi", twice', "été 猫 🐈"] and pairs.sentence2 == ["tab\there\nand a newline", "שלום"]
+    assert list(pairs.gold) == [pytest.approx(0.8), 0.0]
