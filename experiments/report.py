@@ -69,9 +69,9 @@ def experiments_table(runs: list[dict]) -> str:
 def transfer_table(runs: list[dict]) -> str | None:
     rows = [["experiment", "seed", "data", "Spearman", "Pearson", "accuracy", "F1", "threshold"]]
     for r in runs:
-        for path in sorted((r["_dir"] / "transfer").glob("*.json")):
+        for path in sorted((r["_dir"] / "transfer").glob("*.json")):  # written by evaluate.py
             t = json.loads(path.read_text())
-            m = t["metrics"]
+            m = t["metrics"]["all"]
             rows.append([r["experiment"], str(r["seed"]), t["data"], *(f"{100 * m[k]:.2f}" for k in ("spearman", "pearson", "accuracy", "f1")), f"{m['threshold']:.3f}"])
     return md_table(rows) if len(rows) > 1 else None
 

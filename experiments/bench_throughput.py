@@ -1,0 +1,340 @@
+"""Training and scoring throughput of this framework vs sentence-transformers, in one run.
+
+    python experiments/bench_throughput.py [--quick] [--precision fp32|bf16] [--device cpu|cuda]
+
+Same model (bundled all-MiniLM-L6-v2), batch size, max_length and threads for both. Each case
+runs in its own worker process (so peak RSS is per case) with one warm-up and --repeats timed
+repeats; medians are reported. Training: a fixed number of optimizer steps over STS-B train with
+each framework's own training loop and data pipeline (ours: Lightning + length-grouped batches;
+peer: SentenceTransformerTrainer / CrossEncoderTrainer), timed from the third optimizer step to
+the last, so one-off set-up of either framework is not counted. Scoring: our prediction path
+(`sts.scoring.Scorer` on a model loaded from a checkpoint, as predict.py does) vs
+`SentenceTransformer.encode` of both sides + cosine and `CrossEncoder.predict`, on STS-B test and
+on 20,000 pairs drawn from 400 STS-B sentences (each recurs about 100 times). The cross-encoder
+peer gets our exact weights through `export.py format=sentence-transformers`. The last line is
+one JSON object with medians, ratios ours/peer and score differences.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sts import provenance  # noqa: E402
+from sts.report import format_table  # noqa: E402
+
+CASES = [
+    "train_bi_ours", "train_bi_peer", "train_cross_ours", "train_cross_peer",
+    "predict_bi_stsb_ours", "predict_bi_stsb_peer", "predict_bi_repeated_ours", "predict_bi_repeated_peer",
+    "predict_cross_stsb_ours", "predict_cross_stsb_peer",
+]
+
+
+# ---------------------------------------------------------------- data shared by all workers
+def stsb(split: str):
+    from sts.data.readers import read_pairs
+    from sts.resources import resource as res
+
+    return read_pairs(res(f"stsb/sts-{split}.csv"), "stsb")
+
+
+def repeated_pairs(n: int = 20_000, pool: int = 400, seed: int = 0) -> tuple[list[str], list[str]]:
+    test = stsb("test")
+    sentences = list(dict.fromkeys(test.sentence1 + test.sentence2))
+    rng = np.random.default_rng(seed)
+    chosen = [sentences[i] for i in rng.choice(len(sentences), pool, replace=False)]
+    return [chosen[i] for i in rng.integers(0, pool, n)], [chosen[i] for i in rng.integers(0, pool, n)]
+
+
+def pairs_for(case: str, quick: bool) -> tuple[list[str], list[str]]:
+    if "repeated" in case:
+        s1, s2 = repeated_pairs()
+        return (s1[:5000], s2[:5000]) if quick else (s1, s2)
+    test = stsb("test")
+    return test.sentence1, test.sentence2
+
+
+# ---------------------------------------------------------------- workers
+def timed(fn, repeats: int) -> list[float]:
+    """Wall time of `fn` per repeat, after one warm-up; `fn` may return its own measured seconds."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        measured = fn()
+        times.append(measured if isinstance(measured, float) else time.perf_counter() - start)
+    return times
+
+
+SKIP_STEPS = 2  # steps excluded from a training measurement: set-up, first-batch allocations
+
+
+class StepClock:
+    """Seconds from the start of step SKIP_STEPS to the end of the last step: the steady training
+    loop, without either framework's one-off set-up (model load, tokenising, Trainer start-up)."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.end = 0.0
+
+    def step_started(self) -> None:
+        self.starts.append(time.perf_counter())
+
+    def step_ended(self) -> None:
+        self.end = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.end - self.starts[SKIP_STEPS]
+
+
+def train_ours(arch: str, args: argparse.Namespace) -> list[float]:
+    from sts.config import compose
+    from sts.training import build_model, build_trainer
+
+    import lightning as L
+
+    class Clock(L.Callback):
+        def __init__(self) -> None:
+            self.clock = StepClock()
+
+        def on_train_batch_start(self, *args: object) -> None:
+            self.clock.step_started()
+
+        def on_train_batch_end(self, *args: object) -> None:
+            self.clock.step_ended()
+
+    def once() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = compose("train", [
+                f"model={arch}_encoder", "seed=0", f"data.batch_size={args.batch_size}", f"encoder.max_length={args.max_length}",
+                f"trainer.max_steps={args.steps}", "trainer.limit_val_batches=0", "logger=none", "callbacks=none",
+                "trainer.enable_progress_bar=false", f"trainer.accelerator={args.device}",
+                f"trainer.precision={'bf16-mixed' if args.precision == 'bf16' else '32-true'}",
+                "model.head_lr=2e-5",
+            ], tmp)
+            from hydra.utils import instantiate
+
+            model = build_model(cfg)
+            dm = instantiate(cfg.data, tokenizer=model.tokenizer, max_length=model.max_length, joint=model.joint)
+            trainer = build_trainer(cfg)
+            clock = Clock()
+            trainer.callbacks.append(clock)
+            trainer.fit(model, datamodule=dm)
+            return clock.clock.seconds()
+
+    return timed(once, args.repeats)
+
+
+def train_peer(arch: str, args: argparse.Namespace) -> list[float]:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    train = stsb("train")
+    data = Dataset.from_dict({"sentence1": train.sentence1, "sentence2": train.sentence2, "score": train.gold.tolist()})
+
+    from transformers import TrainerCallback
+
+    class Clock(TrainerCallback):
+        def __init__(self) -> None:
+            self.clock = StepClock()
+
+        def on_step_begin(self, *args: object, **kwargs: object) -> None:
+            self.clock.step_started()
+
+        def on_step_end(self, *args: object, **kwargs: object) -> None:
+            self.clock.step_ended()
+
+    def once() -> float:
+        clock = Clock()
+        with tempfile.TemporaryDirectory() as tmp:
+            common = dict(output_dir=tmp, max_steps=args.steps, per_device_train_batch_size=args.batch_size, learning_rate=2e-5,
+                          warmup_ratio=0.1, seed=0, save_strategy="no", report_to="none", use_cpu=args.device == "cpu",
+                          bf16=args.precision == "bf16", disable_tqdm=True)
+            if arch == "bi":
+                model = SentenceTransformer(args.models["bi_st"], device=args.device)
+                model.max_seq_length = args.max_length
+                trainer = SentenceTransformerTrainer(model=model, args=SentenceTransformerTrainingArguments(**common), train_dataset=data, loss=CosineSimilarityLoss(model), callbacks=[clock])
+            else:
+                model = CrossEncoder(args.models["cross_st"], num_labels=1, max_length=args.max_length, device=args.device)
+                trainer = CrossEncoderTrainer(model=model, args=CrossEncoderTrainingArguments(**common), train_dataset=data, loss=BinaryCrossEntropyLoss(model), callbacks=[clock])
+            trainer.train()
+        return clock.clock.seconds()
+
+    return timed(once, args.repeats)
+
+
+def predict_ours(arch: str, case: str, args: argparse.Namespace) -> tuple[list[float], np.ndarray]:
+    from sts import checkpoint
+    from sts.scoring import Scorer
+
+    scorer = Scorer(checkpoint.load(args.models[f"{arch}_pt"]), args.batch_size_eval, args.precision, args.device)
+    s1, s2 = pairs_for(case, args.quick)
+    result: dict[str, np.ndarray] = {}
+    times = timed(lambda: result.__setitem__("scores", scorer(s1, s2, clip=False)), args.repeats)
+    return times, result["scores"]
+
+
+def predict_peer(arch: str, case: str, args: argparse.Namespace) -> tuple[list[float], np.ndarray]:
+    s1, s2 = pairs_for(case, args.quick)
+    result: dict[str, np.ndarray] = {}
+    if arch == "bi":
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(args.models["bi_st"], device=args.device)
+        model.max_seq_length = args.max_length
+
+        def once() -> None:
+            u = model.encode(s1, batch_size=args.batch_size_eval, convert_to_tensor=True)
+            v = model.encode(s2, batch_size=args.batch_size_eval, convert_to_tensor=True)
+            result["scores"] = torch.nn.functional.cosine_similarity(u, v).float().cpu().numpy()
+    else:
+        from sentence_transformers.cross_encoder import CrossEncoder
+
+        model = CrossEncoder(args.models["cross_st"], max_length=args.max_length, device=args.device)
+
+        def once() -> None:
+            result["scores"] = np.asarray(model.predict(list(zip(s1, s2)), batch_size=args.batch_size_eval), dtype=np.float32)
+
+    ctx = torch.autocast(args.device, dtype=torch.bfloat16) if args.precision == "bf16" else torch.inference_mode()
+    with ctx:
+        times = timed(once, args.repeats)
+    return times, result["scores"]
+
+
+def worker(case: str, args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    parts = case.split("_")
+    kind, arch, who = parts[0], parts[1], parts[-1]
+    scores = None
+    if kind == "train":
+        times = (train_ours if who == "ours" else train_peer)(arch, args)
+        items = (args.steps - SKIP_STEPS) * args.batch_size
+    else:
+        times, scores = (predict_ours if who == "ours" else predict_peer)(arch, case, args)
+        items = len(scores)
+    out = {"case": case, "times": times, "items": items, "per_s": [items / t for t in times],
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if scores is not None:
+        path = Path(args.workdir) / f"{case}.npy"
+        np.save(path, scores)
+        out["scores"] = str(path)
+    return out
+
+
+# ---------------------------------------------------------------- parent
+def prepare_models(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
+    """Untrained models built the way train.py builds them, saved as our checkpoints, plus the
+    sentence-transformers folders holding the very same weights."""
+    from sts import checkpoint
+    from sts.config import compose
+    from sts.export import save_sentence_transformers
+    from sts.models.encoder import resolve
+    from sts.training import build_model
+
+    models = {"bi_st": resolve(None)}
+    for arch in ("bi", "cross"):
+        torch.manual_seed(0)
+        cfg = compose("train", [f"model={arch}_encoder", f"encoder.max_length={args.max_length}"], workdir)
+        path = checkpoint.save(build_model(cfg), workdir / f"{arch}.pt")
+        models[f"{arch}_pt"] = str(path)
+    models["cross_st"] = str(workdir / "cross_st")
+    (workdir / "cross_st").mkdir()
+    save_sentence_transformers(checkpoint.load(models["cross_pt"]), workdir / "cross_st")
+    return models
+
+
+def spearman_x100(scores: np.ndarray, gold: np.ndarray) -> float:
+    from sts.metrics import pair_metrics
+
+    return 100 * pair_metrics(torch.as_tensor(scores), torch.as_tensor(gold), 0.8, 0.5)["spearman"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer steps and pairs: under 5 minutes on 2 CPU cores")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--batch-size", type=int, default=16, help="training batch size")
+    parser.add_argument("--batch-size-eval", type=int, default=64, help="scoring batch size")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per training repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cases", nargs="*", default=CASES)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--models", type=json.loads, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.steps = max(args.steps or (10 if args.quick else 40), SKIP_STEPS + 1)
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args.worker, args)), flush=True)
+        return
+
+    command = "python experiments/bench_throughput.py " + " ".join(sys.argv[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        models = prepare_models(Path(tmp), args)
+        results = {}
+        for case in args.cases:
+            cmd = [sys.executable, __file__, "--worker", case, "--workdir", tmp, "--models", json.dumps(models)]
+            cmd += [f"--precision={args.precision}", f"--device={args.device}", f"--threads={args.threads}", f"--batch-size={args.batch_size}",
+                    f"--batch-size-eval={args.batch_size_eval}", f"--max-length={args.max_length}", f"--steps={args.steps}", f"--repeats={args.repeats}"]
+            if args.quick:
+                cmd.append("--quick")
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+            line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+            if line is None:
+                sys.exit(f"worker {case} failed:\n{proc.stderr[-3000:]}")
+            results[case] = json.loads(line[len("RESULT "):])
+            print(f"{case}: median {statistics.median(results[case]['per_s']):.1f} pairs/s", file=sys.stderr, flush=True)
+        scores = {c: np.load(r["scores"]) for c, r in results.items() if "scores" in r}
+
+    summary: dict[str, object] = {"precision": args.precision, "device": args.device, "threads": args.threads, "quick": args.quick}
+    rows = [["case", "ours pairs/s", "peer pairs/s", "ratio ours/peer", "ours peak RSS MB", "peer peak RSS MB"]]
+    for key in ("train_bi", "train_cross", "predict_bi_stsb", "predict_bi_repeated", "predict_cross_stsb"):
+        ours, peer = results.get(f"{key}_ours"), results.get(f"{key}_peer")
+        if not ours or not peer:
+            continue
+        o, p = statistics.median(ours["per_s"]), statistics.median(peer["per_s"])
+        summary[key] = {"ours": round(o, 2), "peer": round(p, 2), "ratio": round(o / p, 3),
+                        "ours_peak_rss_mb": round(ours["peak_rss_mb"]), "peer_peak_rss_mb": round(peer["peak_rss_mb"])}
+        rows.append([key, f"{o:.1f}", f"{p:.1f}", f"{o / p:.2f}", f"{ours['peak_rss_mb']:.0f}", f"{peer['peak_rss_mb']:.0f}"])
+        if key.startswith("predict"):
+            summary[f"max_abs_diff_{key.removeprefix('predict_')}"] = float(np.max(np.abs(scores[f"{key}_ours"] - scores[f"{key}_peer"])))
+    if args.precision != "fp32":
+        gold = stsb("test").gold
+        for arch in ("bi", "cross"):
+            if f"predict_{arch}_stsb_ours" in scores:
+                summary[f"spearman_drop_{arch}"] = round(spearman_x100(scores[f"predict_{arch}_stsb_peer"], gold) - spearman_x100(scores[f"predict_{arch}_stsb_ours"], gold), 3)
+    import sentence_transformers
+
+    print(command)
+    print(f"hardware: {provenance.hardware()}; device {args.device}; precision {args.precision}")
+    print(f"versions: {provenance.versions() | {'sentence_transformers': sentence_transformers.__version__}}; git {provenance.git_commit()}")
+    print(f"training: {args.steps} optimizer steps x batch {args.batch_size}; scoring batch {args.batch_size_eval}; max_length {args.max_length}; "
+          f"{args.repeats} timed repeats after 1 warm-up (medians)")
+    print(format_table(rows))
+    for key, value in summary.items():
+        if key.startswith("max_abs_diff") or key.startswith("spearman_drop"):
+            print(f"{key}: {value:.2e}" if key.startswith("max") else f"{key}: {value}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
