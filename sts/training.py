@@ -2,6 +2,7 @@
 test, and write a self-contained model file. Called by train.py and by tests."""
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -13,7 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint
+from sts import checkpoint, provenance
 from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
@@ -102,11 +103,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics["train_seconds"] = train_seconds
     if trainer.is_global_zero:
         model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": OmegaConf.to_container(cfg.model, resolve=True)})
+        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json")
         print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
         print(f"model: {model_file}")
         if best:
             print(f"best Lightning checkpoint: {best}")
     return metrics
+
+
+def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path) -> None:
+    """metrics.json: the run's figures with what produced them, for experiments/report.py and collect.py."""
+    record = {
+        "experiment": cfg.task_name,
+        "architecture": type(model).__name__,
+        "frozen": model.freeze_encoder,
+        "loss": type(model.loss_fn).__name__ if model.loss_fn is not None else None,
+        "data": cfg.data.name,
+        "epochs": trainer.current_epoch if cfg.train else 0,
+        "steps": trainer.global_step,
+        "seed": cfg.seed,
+        "metrics": metrics,
+        "hardware": provenance.hardware(),
+        "versions": provenance.versions(),
+        "git_commit": provenance.git_commit(),
+        "command": provenance.command(),
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def summary_rows(metrics: dict[str, float]) -> list[list[str]]:
