@@ -170,7 +170,9 @@ class PairModule(L.LightningModule):
         return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.AdamW(self.param_groups())
+        # the fused kernel updates all parameters in one pass (CPU and GPU); the per-tensor loop
+        # was a fifth of a bi-encoder training step on CPU
+        optimizer = torch.optim.AdamW(self.param_groups(), fused=True)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(total * self.hparams_plain["warmup_ratio"]), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
