@@ -5,12 +5,14 @@
 writes into that directory results.csv (one row per job: overrides, dev/test metrics, training
 time), results.md (jobs that differ only in `seed` averaged, mean ± std) and results.png (dev and
 test Spearman per configuration, error bars = std over seeds). Reads each job's .hydra/overrides.yaml
-and the metrics stored in its model.pt (loaded with weights_only=True, never unpickling code).
+and its metrics.json (or, failing that, the metrics stored in its model.pt, loaded with
+weights_only=True, never unpickling code).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -30,13 +32,16 @@ def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     jobs = []
     for overrides_file in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
-        model_file = job_dir / "model.pt"
-        if not model_file.is_file():
-            print(f"skipped {job_dir}: no model.pt (unfinished or failed job)", file=sys.stderr)
+        record, model_file = job_dir / "metrics.json", job_dir / "model.pt"
+        if record.is_file():  # written by train.py beside the model; small enough to keep in git
+            metrics = json.loads(record.read_text())["metrics"]
+        elif model_file.is_file():
+            metrics = torch.load(model_file, map_location="cpu", weights_only=True, mmap=True)["sts"].get("metrics", {})
+        else:
+            print(f"skipped {job_dir}: no metrics.json or model.pt (unfinished or failed job)", file=sys.stderr)
             continue
-        payload = torch.load(model_file, map_location="cpu", weights_only=True, mmap=True)["sts"]
         overrides = yaml.safe_load(overrides_file.read_text()) or []
-        jobs.append({"job": str(job_dir.relative_to(sweep_dir)), "overrides": overrides, "metrics": payload.get("metrics", {})})
+        jobs.append({"job": str(job_dir.relative_to(sweep_dir)), "overrides": overrides, "metrics": metrics})
     return jobs
 
 
