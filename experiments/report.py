@@ -66,6 +66,25 @@ def experiments_table(runs: list[dict]) -> str:
     return md_table(rows)
 
 
+def selection(runs: list[dict]) -> str:
+    """Per architecture, the fine-tuned recipe with the best mean dev Spearman, and its test figure."""
+    lines = []
+    for arch in dict.fromkeys(r["architecture"] for r in runs):
+        recipes = {}
+        for r in runs:
+            if r["architecture"] == arch and not r["frozen"] and r["experiment"] != "zero_shot":
+                recipes.setdefault(r["experiment"], []).append(r)
+        if not recipes:
+            continue
+        best = max(recipes, key=lambda e: statistics.mean(r["dev_spearman"] for r in recipes[e]))
+        group = recipes[best]
+        lines.append(
+            f"- {arch}: `{best}` has the best mean dev Spearman ({mean_std([r['dev_spearman'] for r in group])}, "
+            f"{len(group)} seed(s)); its test Spearman is {mean_std([r['test_spearman'] for r in group])}."
+        )
+    return "\n".join(lines)
+
+
 def transfer_table(runs: list[dict]) -> str | None:
     rows = [["experiment", "seed", "data", "Spearman", "Pearson", "accuracy", "F1", "threshold"]]
     for r in runs:
@@ -104,6 +123,8 @@ def main() -> None:
         f"Hardware: {'; '.join(hardware) or 'n/a'}.",
         "## Experiments (mean ± std over seeds)",
         experiments_table(runs) if runs else "(no runs yet)",
+        "## Recipe chosen on dev",
+        selection(runs) or "(no fine-tuned runs yet)",
     ]
     peer = peer_table()
     if peer:
