@@ -19,7 +19,8 @@ SPLITS = ("train", "val", "test")
 class PairDataModule(L.LightningDataModule):
     """Reads and validates each split once, tokenises once, pads per batch.
 
-    Training batches are random but length-grouped (`group_by_length`, see samplers.py);
+    Training batches are random but length-grouped (`group_by_length`, see samplers.py; None
+    means on, and training turns it off for losses that rank the pairs of a batch);
     evaluation splits are sorted by length so batches carry little padding; their metrics do
     not depend on order. `positive_threshold` (a fraction of the score range) binarises graded
     gold for accuracy/F1/AUC and for choosing the decision threshold.
@@ -37,7 +38,7 @@ class PairDataModule(L.LightningDataModule):
         val_fraction: float = 0.0,
         batch_size: int = 16,
         eval_batch_size: int = 64,
-        group_by_length: bool = True,
+        group_by_length: bool | None = None,
         num_workers: int = 0,
         seed: int = 0,
         name: str | None = None,
@@ -99,7 +100,7 @@ class PairDataModule(L.LightningDataModule):
             raise STSError(f"data: no {split!r} split configured (set data.{split}=PATH)")
         ds = self.datasets[split]
         sampler = None
-        if shuffle and self.group_by_length:
+        if shuffle and self.group_by_length is not False:
             sampler = LengthGroupedSampler(ds.lengths(), self.batch_size, seed=self.seed)
         return DataLoader(
             ds,

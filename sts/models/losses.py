@@ -1,6 +1,8 @@
 """Training objectives. Each takes the model's output and gold in 0-1.
 
-`takes_logits` says whether a loss wants the raw output (before the model's activation).
+`takes_logits` says whether a loss wants the raw output (before the model's activation);
+`ranks_within_batch` whether it compares the pairs of a batch with each other, so batches should
+mix the data (length-grouped batches narrow what each batch ranks).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ class CosineMSELoss(nn.Module):
     """MSE between predicted similarity and gold (Sentence-BERT's CosineSimilarityLoss)."""
 
     takes_logits = False
+    ranks_within_batch = False
 
     def forward(self, score: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(score.float(), gold.float())
@@ -25,6 +28,7 @@ class CoSENTLoss(nn.Module):
     """
 
     takes_logits = False
+    ranks_within_batch = True
 
     def __init__(self, scale: float = 20.0) -> None:
         super().__init__()
@@ -41,6 +45,7 @@ class BCELoss(nn.Module):
     """Binary cross-entropy on the logit, with graded gold in 0-1 as soft targets."""
 
     takes_logits = True
+    ranks_within_batch = False
 
     def forward(self, logit: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logit.float(), gold.float())
