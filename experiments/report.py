@@ -16,7 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUNS, PEER = HERE / "runs", HERE / "peer"
 COLUMNS = ["experiment", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
-ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "bi_best", "cross_best"]
+ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "bi_best", "cross_best",
+         "bi_finetuned_cosent_length_grouped"]
 PUBLISHED = [
     ("SBERT-STSb-base (Reimers & Gurevych 2019, bi-encoder)", "84.67"),
     ("BERT-STSb-base cross-encoder (SBERT paper)", "84.30"),
@@ -32,7 +33,8 @@ def load_runs() -> list[dict]:
         r = json.loads(path.read_text())
         m = r["metrics"]
         rows.append({
-            "experiment": r["experiment"], "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
+            # the folder names the row: an ablation re-run of an experiment config gets its own folder
+            "experiment": path.parent.parent.name, "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
             "epochs": r["epochs"], "seed": r["seed"],
             "dev_spearman": round(100 * m["val/spearman"], 2), "test_spearman": round(100 * m["test/spearman"], 2),
             "test_pearson": round(100 * m["test/pearson"], 2), "train_seconds": round(m["train_seconds"], 1),
