@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from sts.data.collate import PairCollator, TokenizedPairs, tokenize_pairs
 from sts.data.readers import Pairs, read_pairs
-from sts.data.samplers import LengthGroupedSampler
+from sts.data.samplers import EpochShuffleSampler, LengthGroupedSampler
 from sts.errors import STSError
 
 SPLITS = ("train", "val", "test")
@@ -100,12 +100,12 @@ class PairDataModule(L.LightningDataModule):
             raise STSError(f"data: no {split!r} split configured (set data.{split}=PATH)")
         ds = self.datasets[split]
         sampler = None
-        if shuffle and self.group_by_length is not False:
-            sampler = LengthGroupedSampler(ds.lengths(), self.batch_size, seed=self.seed)
+        if shuffle:
+            grouped = self.group_by_length is not False
+            sampler = LengthGroupedSampler(ds.lengths(), self.batch_size, seed=self.seed) if grouped else EpochShuffleSampler(len(ds), self.seed)
         return DataLoader(
             ds,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle and sampler is None,
             sampler=sampler,
             collate_fn=PairCollator(ds, self.tokenizer.pad_token_id),
             num_workers=self.num_workers,

@@ -17,3 +17,16 @@ def test_every_index_once_batches_grouped_and_reshuffled() -> None:
     assert list(sampler) != first
     sampler.set_epoch(0)
     assert list(sampler) == first
+
+
+def test_epoch_shuffle_is_a_seeded_permutation_per_epoch() -> None:
+    from sts.data.samplers import EpochShuffleSampler
+
+    sampler = EpochShuffleSampler(100, seed=5)
+    first = list(sampler)
+    assert sorted(first) == list(range(100)) and first != list(range(100))
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert second != first
+    sampler.set_epoch(0)
+    assert list(sampler) == first
