@@ -33,7 +33,7 @@ def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
 def test_cross_encoder_defaults_to_bce_unless_overridden(tmp_path: Path) -> None:
     assert compose_train(["model=cross_encoder"], tmp_path).loss._target_.endswith("BCELoss")
     assert compose_train(["model=cross_encoder", "loss=cosent"], tmp_path).loss._target_.endswith("CoSENTLoss")
-    assert compose_train([], tmp_path).loss._target_.endswith("CoSENTLoss")  # the best bi-encoder recipe on dev
+    assert compose_train([], tmp_path).loss._target_.endswith("CosineMSELoss")  # the bi-encoder recipe chosen on dev
 
 
 def test_bundled_data_resolves_inside_the_package(tmp_path: Path) -> None:
