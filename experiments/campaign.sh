@@ -38,6 +38,7 @@ run zero_shot 0
 for exp in bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_frozen_mlp cross_frozen_cls; do
   run "$exp" 0
 done
+transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
 for s in $SEEDS; do
