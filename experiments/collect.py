@@ -104,7 +104,7 @@ def write_chart(groups: dict[str, dict[str, np.ndarray]], path: Path, title: str
         means = [np.nanmean(v) if np.isfinite(v).any() else 0.0 for v in values]
         errors = [np.nanstd(v, ddof=1) if np.isfinite(v).sum() > 1 else 0.0 for v in values]
         ax.bar(x + offset, means, width=0.4, yerr=errors, capsize=4, label=label)
-    ax.set_xticks(x, [k.replace(" ", "\n") for k in keys], fontsize=8)
+    ax.set_xticks(x, [k.replace(" ", "\n").removeprefix("experiment=") for k in keys], fontsize=8, rotation=25, ha="right")
     ax.set_ylabel("Spearman x100 (error bars: std over seeds)")
     ax.set_title(title)
     ax.legend()
