@@ -86,13 +86,6 @@ def _score_in_processes(cfg: DictConfig, module: Any, table: Table, first: str, 
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _streaming_scorer(scorer: Scorer):
-    def score_chunk(texts1: list[str], texts2: list[str], offset: int) -> np.ndarray:
-        return scorer(texts1, texts2)
-
-    return score_chunk
-
-
 def predict(cfg: DictConfig) -> Path:
     """Write every input row, unchanged and in order, plus `score` (0-1) and `lbl` (0/1)."""
     input_path = Path(cfg.input)
@@ -107,15 +100,12 @@ def predict(cfg: DictConfig) -> Path:
     threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise STSError(f"threshold={threshold}: must be between 0 and 1")
+    precomputed = None  # several processes score everything first; one process streams chunk by chunk
     if cfg.trainer.devices not in (1, "1"):
         precomputed = _score_in_processes(cfg, module, table, first, second, output)
         if precomputed is None:
             return output  # not rank 0: rank 0 writes the file
-
-        def score_chunk(texts1: list[str], texts2: list[str], offset: int) -> np.ndarray:
-            return precomputed[offset : offset + len(texts1)]
-    else:
-        score_chunk = _streaming_scorer(Scorer(module, cfg.batch_size, cfg.precision, cfg.device))
+    scorer = Scorer(module, cfg.batch_size, cfg.precision, cfg.device)
     preview: list[dict[str, Any]] = []
     written = 0
     with atomic_output(output) as handle, progress(max(count_lines(str(input_path)) - 1, 1), cfg.progress) as bar:
@@ -123,7 +113,7 @@ def predict(cfg: DictConfig) -> Path:
         for chunk in chunks(table.rows(), cfg.chunk_size):
             texts1 = [check_sentence(table.path, row, record[first], first) for row, record in chunk]
             texts2 = [check_sentence(table.path, row, record[second], second) for row, record in chunk]
-            scores = score_chunk(texts1, texts2, written)
+            scores = scorer(texts1, texts2) if precomputed is None else precomputed[written : written + len(texts1)]
             rows = [record | {"score": f"{s:.6f}", "lbl": int(s >= threshold)} for (_, record), s in zip(chunk, scores)]
             writer.write(rows)
             preview.extend(rows[: max(cfg.preview_rows - len(preview), 0)])
