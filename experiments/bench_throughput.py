@@ -128,7 +128,8 @@ def train_ours(arch: str, args: argparse.Namespace) -> list[float]:
             from hydra.utils import instantiate
 
             model = build_model(cfg)
-            dm = instantiate(cfg.data, tokenizer=model.tokenizer, max_length=model.max_length, joint=model.joint)
+            dm = instantiate(cfg.data)
+            dm.attach(model)
             trainer = build_trainer(cfg)
             clock = Clock()
             trainer.callbacks.append(clock)

@@ -83,10 +83,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not datamodule.has_split("val"):
         raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
     model = build_model(cfg)
-    datamodule.tokenizer, datamodule.max_length, datamodule.joint = model.tokenizer, model.max_length, model.joint
-    if datamodule.group_by_length is None:
-        # in-batch ranking losses (CoSENT) learn less from batches of similar-length pairs
-        datamodule.group_by_length = not getattr(model.loss_fn, "ranks_within_batch", False)
+    datamodule.attach(model)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -66,6 +66,14 @@ class PairDataModule(L.LightningDataModule):
         """Gold at or above this (0-1 scale) counts as similar; 0.5 for binary labels."""
         return 0.5 if self.binary else self._positive_threshold
 
+    def attach(self, model: Any) -> None:
+        """Take tokenizer, max_length and input layout from the model the data will feed; with
+        group_by_length unset, in-batch ranking losses (CoSENT) get random, ungrouped batches, since
+        batches of similar-length pairs narrow what each batch ranks."""
+        self.tokenizer, self.max_length, self.joint = model.tokenizer, model.max_length, model.joint
+        if self.group_by_length is None:
+            self.group_by_length = not getattr(model.loss_fn, "ranks_within_batch", False)
+
     def read(self) -> dict[str, Pairs]:
         """Read and validate every configured split (no tokenizer needed)."""
         if not self.pairs:
