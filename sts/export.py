@@ -42,6 +42,11 @@ def sequence_classifier(module: CrossEncoder) -> nn.Module:
     """A transformers AutoModelForSequenceClassification holding our encoder and head."""
     from transformers import AutoModelForSequenceClassification
 
+    if module.pooling != "cls":
+        raise STSError(
+            f"cannot export a cross-encoder with pooling={module.pooling!r} as a transformers/sentence-transformers "
+            "sequence classifier: their head reads the [CLS] state only (format=onnx keeps our pooling)"
+        )
     config = copy.deepcopy(module.encoder.config)
     config.num_labels = 1
     config.architectures = None

@@ -117,7 +117,7 @@ def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics
         "experiment": cfg.task_name,
         "architecture": type(model).__name__,
         "frozen": model.freeze_encoder,
-        "loss": type(model.loss_fn).__name__ if model.loss_fn is not None else None,
+        "loss": getattr(model.loss_fn, "name", type(model.loss_fn).__name__) if model.loss_fn is not None else None,
         "data": cfg.data.name,
         "epochs": trainer.current_epoch if cfg.train else 0,
         "steps": trainer.global_step,

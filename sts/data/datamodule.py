@@ -22,7 +22,8 @@ class PairDataModule(L.LightningDataModule):
     Training batches are random but length-grouped (`group_by_length`, see samplers.py; None
     means on, and training turns it off for losses that rank the pairs of a batch);
     evaluation splits are sorted by length so batches carry little padding; their metrics do
-    not depend on order. `positive_threshold` (a fraction of the score range) binarises graded
+    not depend on order. `symmetric` trains a cross-encoder on both orders of every pair, since
+    its joint input, unlike a cosine, is not symmetric. `positive_threshold` (a fraction of the score range) binarises graded
     gold for accuracy/F1/AUC and for choosing the decision threshold.
     """
 
@@ -39,6 +40,7 @@ class PairDataModule(L.LightningDataModule):
         batch_size: int = 16,
         eval_batch_size: int = 64,
         group_by_length: bool | None = None,
+        symmetric: bool = False,
         num_workers: int = 0,
         seed: int = 0,
         name: str | None = None,
@@ -52,6 +54,7 @@ class PairDataModule(L.LightningDataModule):
         self.val_fraction, self.seed, self.name = val_fraction, seed, name
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.group_by_length = group_by_length
+        self.symmetric = symmetric
         self.tokenizer, self.max_length, self.joint = tokenizer, max_length, joint
         self._positive_threshold = positive_threshold
         self.pairs: dict[str, Pairs] = {}
@@ -95,6 +98,8 @@ class PairDataModule(L.LightningDataModule):
         for split, pairs in self.read().items():
             if split != "train":
                 pairs = self.pairs[split] = pairs.subset(self._length_order(pairs))
+            elif self.symmetric and self.joint:
+                pairs = pairs.swapped_too()
             enc = tokenize_pairs(self.tokenizer, pairs.sentence1, pairs.sentence2, self.max_length, self.joint)
             self.datasets[split] = TokenizedPairs(enc, pairs.gold)
 

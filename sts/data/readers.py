@@ -38,6 +38,16 @@ class Pairs:
             {k: [v[i] for i in index] for k, v in self.meta.items()},
         )
 
+    def swapped_too(self) -> Pairs:
+        """Every pair followed by its reverse (s2, s1), same gold: twice the rows."""
+        return Pairs(
+            self.sentence1 + self.sentence2,
+            self.sentence2 + self.sentence1,
+            np.concatenate([self.gold, self.gold]),
+            self.binary,
+            {k: v + v for k, v in self.meta.items()},
+        )
+
 
 def check_sentence(path: Path, row: int, value: object, column: str) -> str:
     """A sentence must be non-empty text; NaN/null and blanks are errors, not silently skipped."""

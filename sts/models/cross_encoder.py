@@ -1,5 +1,6 @@
-"""Cross-encoder: [CLS] s1 [SEP] s2 [SEP] through the encoder, a head on the [CLS] state, one
-logit, sigmoid for the score. The head mirrors BertForSequenceClassification (dense + tanh
+"""Cross-encoder: [CLS] s1 [SEP] s2 [SEP] through the encoder, a head on the [CLS] state (or the
+mean of all token states, `pooling=mean`, for encoders trained with mean pooling), one logit,
+sigmoid for the score. The head mirrors BertForSequenceClassification (dense + tanh
 pooler, dropout, linear) and starts from the encoder's own pooler weights when it has them."""
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from sts.errors import STSError
 from sts.models.base import PairModule
-from sts.models.encoder import detach_pooler
+from sts.models.encoder import POOLING_MODES, detach_pooler, pool
 
 
 class CrossEncoder(PairModule):
     joint = True
 
-    def __init__(self, *args: Any, head_dropout: float = 0.1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pooling: str = "cls", head_dropout: float = 0.1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if pooling not in POOLING_MODES:
+            raise STSError(f"model.pooling={pooling!r}: choose one of {POOLING_MODES}")
+        self.pooling = pooling
         pooler = detach_pooler(self.encoder)
         hidden = self.encoder.config.hidden_size
         self.head_dropout = head_dropout
@@ -30,11 +35,11 @@ class CrossEncoder(PairModule):
         nn.init.zeros_(self.classifier.bias)
 
     def extra_hparams(self) -> dict[str, Any]:
-        return {"head_dropout": self.head_dropout}
+        return {"pooling": self.pooling, "head_dropout": self.head_dropout}
 
     def logit(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        cls = self.encoder(**features).last_hidden_state[:, 0]
-        return self.classifier(self.dropout(torch.tanh(self.dense(cls)))).squeeze(-1)
+        pooled = pool(self.encoder(**features).last_hidden_state, features["attention_mask"], self.pooling)
+        return self.classifier(self.dropout(torch.tanh(self.dense(pooled)))).squeeze(-1)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.logit(batch["ab"])

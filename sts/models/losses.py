@@ -49,3 +49,23 @@ class BCELoss(nn.Module):
 
     def forward(self, logit: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logit.float(), gold.float())
+
+
+class WeightedSum(nn.Module):
+    """A weighted sum of losses over the same output, e.g. CoSENT's ranking plus cosine-MSE's
+    absolute scale (AnglE combines objectives the same way). Batches are ungrouped if any part
+    ranks within the batch."""
+
+    def __init__(self, losses: dict[str, nn.Module], weights: dict[str, float] | None = None) -> None:
+        super().__init__()
+        self.losses = nn.ModuleDict(losses)
+        kinds = {bool(getattr(loss, "takes_logits", False)) for loss in self.losses.values()}
+        if len(kinds) != 1:
+            raise ValueError("WeightedSum: all parts must take the same input (all logits or all scores)")
+        self.takes_logits = kinds.pop()
+        self.ranks_within_batch = any(getattr(loss, "ranks_within_batch", False) for loss in self.losses.values())
+        self.weights = {name: float((weights or {}).get(name, 1.0)) for name in self.losses}
+        self.name = "+".join(type(loss).__name__ for loss in self.losses.values())
+
+    def forward(self, output: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        return sum(self.weights[name] * loss(output, gold) for name, loss in self.losses.items())
