@@ -34,7 +34,7 @@ transfer() {  # experiment seed: zero-shot transfer of an STS-B model to SICK (t
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux"
 
 # seed 0 of every row first, so an interrupted campaign still has one of each
 run zero_shot 0
