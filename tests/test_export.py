@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from sts import checkpoint
 from sts.errors import STSError
-from sts.export import export
+from sts.export import export, sequence_classifier
 from sts.models import BiEncoder
 from sts.models.encoder import sentence_transformers_pooling
 from sts.training import build_model
@@ -79,6 +79,13 @@ def test_cross_encoder_same_scores_in_sentence_transformers_and_transformers(fmt
     with torch.no_grad():
         hf_scores = torch.sigmoid(model(**enc).logits.squeeze(-1)).numpy()
     assert np.abs(hf_scores - ours).max() <= 1e-4
+
+
+def test_mean_pooled_cross_encoder_is_not_exported_as_a_cls_classifier(tiny_cross_model_file: Path, tmp_path: Path) -> None:
+    module = checkpoint.load(tiny_cross_model_file)
+    module.pooling = "mean"  # their sequence-classification heads read [CLS] only: scores would differ
+    with pytest.raises(STSError, match="pooling='mean'"):
+        sequence_classifier(module)
 
 
 @pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])

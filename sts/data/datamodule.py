@@ -23,8 +23,8 @@ class PairDataModule(L.LightningDataModule):
     means on, and training turns it off for losses that rank the pairs of a batch);
     evaluation splits are sorted by length so batches carry little padding; their metrics do
     not depend on order. `symmetric` trains a cross-encoder on both orders of every pair, since
-    its joint input, unlike a cosine, is not symmetric. `positive_threshold` (a fraction of the score range) binarises graded
-    gold for accuracy/F1/AUC and for choosing the decision threshold.
+    its joint input, unlike a cosine, is not symmetric. `positive_threshold` (a fraction of the
+    score range) binarises graded gold for accuracy/F1/AUC and for choosing the decision threshold.
     """
 
     def __init__(

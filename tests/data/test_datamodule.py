@@ -55,3 +55,19 @@ def test_positive_threshold_and_val_fraction(tokenizer, tmp_path: Path) -> None:
     dm.setup()
     assert len(dm.datasets["train"]) == 15 and len(dm.datasets["val"]) == 5
     assert dm.binary and dm.positive_threshold == 0.5
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_symmetric_adds_reversed_pairs_to_cross_encoder_training_only(tokenizer, joint: bool) -> None:
+    plain, both = stsb(tokenizer, joint=joint), stsb(tokenizer, joint=joint, symmetric=True)
+    n = len(plain.pairs["train"])
+    if not joint:  # a cosine is symmetric already: nothing to add
+        assert len(both.datasets["train"]) == n
+        return
+    pairs, train = plain.pairs["train"], both.datasets["train"]
+    assert len(train) == 2 * n
+    reversed_ids = tokenizer(pairs.sentence2[0], pairs.sentence1[0], truncation=True, max_length=64)["input_ids"]
+    assert train.encodings["ab"]["input_ids"][n] == reversed_ids
+    assert train.encodings["ab"]["input_ids"][0] == plain.datasets["train"].encodings["ab"]["input_ids"][0]
+    assert (train.gold[n:] == train.gold[:n]).all()
+    assert len(both.datasets["val"]) == len(plain.datasets["val"])  # evaluation reads each pair once

@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from sts.models.losses import BCELoss, CoSENTLoss, CosineMSELoss
+from sts.models.losses import BCELoss, CoSENTLoss, CosineMSELoss, WeightedSum
 
 
 def test_cosine_mse_is_zero_at_gold() -> None:
@@ -25,3 +26,17 @@ def test_cosent_without_ordered_pairs_is_log_one() -> None:
 def test_bce_takes_logits() -> None:
     assert BCELoss.takes_logits and not CosineMSELoss.takes_logits
     assert BCELoss()(torch.tensor([10.0]), torch.tensor([1.0])) < 1e-3
+
+
+def test_weighted_sum_adds_its_parts_with_weights() -> None:
+    score, gold = torch.tensor([0.2, 0.9, 0.4]), torch.tensor([0.0, 1.0, 0.8])
+    combined = WeightedSum({"cosent": CoSENTLoss(), "cosine": CosineMSELoss()}, {"cosent": 0.05})
+    expected = 0.05 * CoSENTLoss()(score, gold) + CosineMSELoss()(score, gold)
+    assert torch.isclose(combined(score, gold), expected)
+    assert combined.ranks_within_batch and not combined.takes_logits  # CoSENT's batches stay ungrouped
+    assert combined.name == "CoSENTLoss+CosineMSELoss"
+
+
+def test_weighted_sum_refuses_mixing_logits_and_scores() -> None:
+    with pytest.raises(ValueError, match="same input"):
+        WeightedSum({"bce": BCELoss(), "cosine": CosineMSELoss()})

@@ -4,6 +4,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from sts.data.collate import pad, tokenize_pairs
+from sts.errors import STSError
 from sts.models import BiEncoder, CrossEncoder
 from sts.models.losses import BCELoss, CosineMSELoss
 
@@ -87,3 +88,21 @@ def test_score_texts_order_independent_of_batching(cls, tiny_encoder: str) -> No
     one_by_one = [module.score_texts([a], [b], clip=False)[0] for a, b in zip(S1, S2)]
     together = module.score_texts(S1, S2, batch_size=2, clip=False)
     assert together == pytest.approx(one_by_one, abs=1e-5)
+
+
+def test_cross_encoder_pooling_reads_all_tokens_or_cls(tiny_encoder: str) -> None:
+    cls_head, mean_head = make(CrossEncoder, tiny_encoder).eval(), make(CrossEncoder, tiny_encoder, pooling="mean").eval()
+    assert mean_head.extra_hparams()["pooling"] == "mean"
+    batch = batch_for(cls_head)
+    with torch.no_grad():
+        hidden = cls_head.encoder(**batch["ab"]).last_hidden_state
+        mask = batch["ab"]["attention_mask"].unsqueeze(-1).float()
+        mean = (hidden * mask).sum(1) / mask.sum(1)
+        expected = mean_head.classifier(torch.tanh(mean_head.dense(mean))).squeeze(-1)
+        assert torch.allclose(mean_head(batch), expected, atol=1e-6)
+        assert not torch.allclose(mean_head(batch), cls_head(batch))  # same weights, other pooled state
+
+
+def test_cross_encoder_unknown_pooling_is_an_error(tiny_encoder: str) -> None:
+    with pytest.raises(STSError, match="pooling"):
+        make(CrossEncoder, tiny_encoder, pooling="last")
