@@ -34,7 +34,16 @@ transfer() {  # experiment seed: zero-shot transfer of an STS-B model to SICK (t
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert"
+
+silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
+  local out=experiments/silver/stsb-train-neighbours1.tsv
+  [ -f "$out" ] && return 0
+  wanted bi_augsbert || wanted cross_augsbert || return 0
+  run bi_cosine_3ep 0; run bi_best 0
+  $PY augment.py 'teacher=[experiments/runs/bi_cosine_3ep/seed0/model.pt,experiments/runs/bi_best/seed0/model.pt]' out="$out"
+}
+silver
 
 # seed 0 of every row first, so an interrupted campaign still has one of each
 run zero_shot 0

@@ -1,0 +1,71 @@
+"""augment(cfg): new training pairs labelled by a trained model (AugSBERT, Thakur et al. 2021).
+
+Each training sentence is paired with its nearest other training sentences by a bi-encoder's
+embeddings (semantic-search sampling: random pairs would almost all be unrelated), pairs already
+in the gold data are dropped, and a teacher model (or the mean of several) scores the rest. The result is written in
+STS-B's own format, so `data.train=[gold, silver]` trains on both with no new reader.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from sts import checkpoint
+from sts.data.tables import atomic_output
+from sts.errors import STSError
+from sts.models import BiEncoder
+from sts.scoring import Scorer
+
+
+def neighbour_pairs(embeddings: torch.Tensor, k: int, exclude: set[tuple[int, int]], block: int = 2048) -> list[tuple[int, int]]:
+    """Each row with its k most cosine-similar other rows; every unordered pair once, none in `exclude`
+    (pairs as (low, high) indices)."""
+    unit = F.normalize(embeddings.float(), dim=-1)
+    seen, out = set(exclude), []
+    for start in range(0, len(unit), block):
+        rows = torch.arange(start, min(start + block, len(unit)))
+        sims = unit[rows] @ unit.T
+        sims[torch.arange(len(rows)), rows] = float("-inf")
+        for i, top in zip(rows.tolist(), sims.topk(min(k, len(unit) - 1), dim=1).indices.tolist()):
+            for j in top:
+                key = (min(i, j), max(i, j))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(key)
+    return out
+
+
+def augment(cfg: DictConfig) -> Path:
+    out = Path(cfg.out)
+    if cfg.data.format != "stsb":
+        raise STSError(f"data.format={cfg.data.format!r}: augment.py writes STS-B's format, so it augments data=stsb-style training sets only")
+    if out.exists() and not cfg.overwrite:
+        raise STSError(f"{out}: already exists; pass overwrite=true to replace it")
+    sources = [cfg.data.train] if isinstance(cfg.data.train, str) else list(cfg.data.train)
+    if any(out.resolve() == Path(s).resolve() for s in sources):
+        raise STSError(f"out={out} is a training input; write the new pairs to another file")
+    datamodule = instantiate(cfg.data, val=None, test=None)
+    gold = datamodule.read()["train"]
+    teachers = [cfg.teacher] if isinstance(cfg.teacher, str) else list(cfg.teacher)
+    sampler = checkpoint.load(cfg.sampler or teachers[0])
+    if not isinstance(sampler, BiEncoder):
+        raise STSError(f"{cfg.sampler or teachers[0]}: picking neighbours needs a bi-encoder's embeddings; set sampler=BI_ENCODER_MODEL")
+
+    sentences = list(dict.fromkeys([*gold.sentence1, *gold.sentence2]))
+    index = {s: i for i, s in enumerate(sentences)}
+    known = {(min(index[a], index[b]), max(index[a], index[b])) for a, b in zip(gold.sentence1, gold.sentence2)}
+    pairs = neighbour_pairs(sampler.embed_texts(sentences, cfg.batch_size), cfg.neighbours, known)
+    first, second = [sentences[i] for i, _ in pairs], [sentences[j] for _, j in pairs]
+    scores = sum(Scorer(checkpoint.load(t), cfg.batch_size, "fp32", cfg.device)(first, second) for t in teachers) / len(teachers)
+
+    low, high = cfg.data.score_range
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as handle:
+        for n, (a, b, s) in enumerate(zip(first, second, scores)):
+            handle.write(f"silver\tteacher\t-\t{n}\t{low + float(s) * (high - low):.4f}\t{a}\t{b}\n")
+    print(f"wrote {len(pairs)} pairs labelled by {' + '.join(teachers)} ({len(sentences)} training sentences x {cfg.neighbours} neighbours, gold pairs left out) to {out}")
+    return out
