@@ -53,6 +53,8 @@ done
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
+transfer bi_cosine_3ep 0
+transfer cross_augsbert 0
 for s in $SEEDS; do
   [ "$s" = 0 ] && continue
   for exp in $FINETUNED; do run "$exp" "$s"; done
