@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 RUNS, PEER = HERE / "runs", HERE / "peer"
 COLUMNS = ["experiment", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
 ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "bi_best", "cross_best",
-         "bi_cosine_3ep", "bi_cosent_cosine", "bi_cosine_cosent_aux", "bi_augsbert", "cross_mean_pool", "cross_symmetric", "cross_augsbert", "bi_finetuned_cosent_length_grouped"]
+         "bi_cosine_3ep", "bi_cosent_cosine", "bi_cosine_cosent_aux", "bi_augsbert", "cross_mean_pool", "cross_symmetric", "cross_augsbert", "cross_same_token_types", "bi_finetuned_cosent_length_grouped"]
 # issue 3's targets: dev-chosen recipe's mean test Spearman, and the peer's best-known recipe + margin
 TARGETS = {"BiEncoder": (86.0, 85.54, 0.5), "CrossEncoder": (85.0, 82.93, 2.0)}
 PUBLISHED = [
@@ -70,14 +70,19 @@ def experiments_table(runs: list[dict]) -> str:
     return md_table(rows)
 
 
+SEEDS = 3  # a recipe is chosen from those run with this many seeds; fewer is exploration
+
+
 def chosen(runs: list[dict]) -> dict[str, tuple[str, list[dict]]]:
-    """Per architecture, the fine-tuned recipe with the best mean dev Spearman and its runs."""
+    """Per architecture, among fine-tuned recipes run with SEEDS seeds, the one with the best mean
+    dev Spearman, and its runs (a single lucky seed cannot win)."""
     out = {}
     for arch in dict.fromkeys(r["architecture"] for r in runs):
         recipes = {}
         for r in runs:
             if r["architecture"] == arch and not r["frozen"] and r["experiment"] != "zero_shot":
                 recipes.setdefault(r["experiment"], []).append(r)
+        recipes = {e: group for e, group in recipes.items() if len(group) >= SEEDS}
         if not recipes:
             continue
         best = max(recipes, key=lambda e: statistics.mean(r["dev_spearman"] for r in recipes[e]))
@@ -91,13 +96,13 @@ def selection(runs: list[dict]) -> str:
     for arch, (best, group) in chosen(runs).items():
         test = statistics.mean(r["test_spearman"] for r in group)
         lines.append(
-            f"- {arch}: `{best}` has the best mean dev Spearman ({mean_std([r['dev_spearman'] for r in group])}, "
-            f"{len(group)} seed(s)); its test Spearman is {mean_std([r['test_spearman'] for r in group])}."
+            f"- {arch}: among recipes run with {SEEDS} seeds, `{best}` has the best mean dev Spearman "
+            f"({mean_std([r['dev_spearman'] for r in group])}); its test Spearman is {mean_std([r['test_spearman'] for r in group])}."
         )
         if arch in TARGETS:
             target, peer_best, margin = TARGETS[arch]
             for label, bar in ((f">= {target:.1f}", target), (f">= peer best-known {peer_best:.2f} + {margin:.1f}", peer_best + margin)):
-                verdict = "met" if test >= bar and len(group) >= 3 else ("NOT met" if test < bar else "met on fewer than 3 seeds")
+                verdict = "met" if test >= bar else "NOT met"
                 lines.append(f"  - target test Spearman {label}: {test:.2f}, {verdict}")
     return "\n".join(lines)
 

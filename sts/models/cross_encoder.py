@@ -18,11 +18,14 @@ from sts.models.encoder import POOLING_MODES, detach_pooler, pool
 class CrossEncoder(PairModule):
     joint = True
 
-    def __init__(self, *args: Any, pooling: str = "cls", head_dropout: float = 0.1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pooling: str = "cls", head_dropout: float = 0.1, same_token_types: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if pooling not in POOLING_MODES:
             raise STSError(f"model.pooling={pooling!r}: choose one of {POOLING_MODES}")
         self.pooling = pooling
+        self.same_token_types = same_token_types
+        if same_token_types:
+            self._start_second_sentence_like_first()
         pooler = detach_pooler(self.encoder)
         hidden = self.encoder.config.hidden_size
         self.head_dropout = head_dropout
@@ -34,7 +37,18 @@ class CrossEncoder(PairModule):
         nn.init.normal_(self.classifier.weight, std=0.02)
         nn.init.zeros_(self.classifier.bias)
 
+    def _start_second_sentence_like_first(self) -> None:
+        """Copy token type 0's embedding onto type 1 (the second sentence). Sentence-embedding
+        checkpoints (all-MiniLM-L6-v2) were fine-tuned on single sentences, type 0 only, so type 1
+        is a leftover of pre-training; from an equal start the model learns what sets B apart."""
+        types = getattr(getattr(self.encoder, "embeddings", None), "token_type_embeddings", None)
+        if types is None or types.num_embeddings < 2:
+            raise STSError("model.same_token_types=true needs an encoder with two token types (BERT-style)")
+        with torch.no_grad():
+            types.weight[1] = types.weight[0]
+
     def extra_hparams(self) -> dict[str, Any]:
+        # same_token_types acts once, at initialisation: a loaded checkpoint keeps its trained rows
         return {"pooling": self.pooling, "head_dropout": self.head_dropout}
 
     def logit(self, features: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -106,3 +106,11 @@ def test_cross_encoder_pooling_reads_all_tokens_or_cls(tiny_encoder: str) -> Non
 def test_cross_encoder_unknown_pooling_is_an_error(tiny_encoder: str) -> None:
     with pytest.raises(STSError, match="pooling"):
         make(CrossEncoder, tiny_encoder, pooling="last")
+
+
+def test_same_token_types_starts_sentence_b_like_sentence_a(tiny_encoder: str) -> None:
+    plain, same = make(CrossEncoder, tiny_encoder), make(CrossEncoder, tiny_encoder, same_token_types=True)
+    types = same.encoder.embeddings.token_type_embeddings.weight
+    assert torch.equal(types[0], types[1])
+    assert not torch.equal(*plain.encoder.embeddings.token_type_embeddings.weight)  # the default keeps the checkpoint's rows
+    assert torch.equal(types[0], plain.encoder.embeddings.token_type_embeddings.weight[0])
