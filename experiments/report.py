@@ -128,6 +128,16 @@ def peer_table() -> str | None:
             f"{r['peer_test_spearman']:.2f}", f"{r['ours_test_spearman']:.2f}", f"{r['difference']:+.2f}",
             f"{r['peer_train_seconds']:.0f}", f"{r['ours_train_seconds']:.0f}", f"`{r['command']}`",
         ])
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["arch"], r["loss"], r["epochs"], r["lr"], r["batch_size"], tuple(r["ours_overrides"])), []).append(r)
+    for (arch, loss, epochs, lr, batch, overrides), group in groups.items():
+        if len(group) > 1:
+            peer, ours = [r["peer_test_spearman"] for r in group], [r["ours_test_spearman"] for r in group]
+            rows.append([
+                arch, loss, str(epochs), f"{lr:g}", str(batch), f"mean of {len(group)}", " ".join(overrides) or "-", mean_std(peer), mean_std(ours),
+                f"{statistics.mean(ours) - statistics.mean(peer):+.2f}", "", "", "",
+            ])
     return md_table(rows)
 
 
