@@ -11,16 +11,21 @@ only=("$@")
 
 wanted() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
 
-run() {  # experiment seed [extra overrides]
-  local exp=$1 seed=$2; shift 2
-  local dir=experiments/runs/$exp/seed$seed
-  wanted "$exp" || return 0
+run_as() {  # folder experiment seed [extra overrides]: a run recorded under experiments/runs/<folder>
+  local name=$1 exp=$2 seed=$3; shift 3
+  local dir=experiments/runs/$name/seed$seed
+  wanted "$name" || return 0
   [ -f "$dir/metrics.json" ] && return 0
   mkdir -p "$dir"
-  echo "== $exp seed $seed"
+  echo "== $name seed $seed"
   $PY train.py experiment="$exp" seed="$seed" hydra.run.dir="$dir" trainer.enable_progress_bar=false "$@" > "$dir/train.log" 2>&1 \
-    || { echo "FAILED: $exp seed $seed (see $dir/train.log)"; return 0; }
+    || { echo "FAILED: $name seed $seed (see $dir/train.log)"; return 0; }
   tail -5 "$dir/train.log"
+}
+
+run() {  # experiment seed [extra overrides]
+  local exp=$1; shift
+  run_as "$exp" "$exp" "$@"
 }
 
 transfer() {  # experiment seed: zero-shot transfer of an STS-B model to SICK (train+trial) and MSRP train
@@ -50,6 +55,8 @@ run zero_shot 0
 for exp in $FINETUNED bi_frozen_mlp cross_frozen_cls; do
   run "$exp" 0
 done
+# ablation: row 4 with length-grouped batches (the default for losses that do not rank within a batch)
+run_as bi_finetuned_cosent_length_grouped bi_finetuned_cosent 0 data.group_by_length=true
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
