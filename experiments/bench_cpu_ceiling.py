@@ -27,6 +27,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_throughput import timed  # noqa: E402  (same warm-up + repeats as the throughput benchmark)
 from sts import checkpoint, provenance  # noqa: E402
 from sts.report import format_table  # noqa: E402
 from sts.data.readers import read_pairs  # noqa: E402
@@ -55,16 +56,6 @@ def gemm_rates(hidden: int, ffn: int, rows: int = 896, seconds: float = 0.5) -> 
 
 def linear_flops(module: torch.nn.Module, tokens: int) -> float:
     return 2.0 * tokens * sum(m.in_features * m.out_features for m in module.encoder.modules() if isinstance(m, torch.nn.Linear))
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def quantized(module, suffixes: tuple[str, ...]):
@@ -104,7 +95,7 @@ def main() -> None:
         print(format_table(gemm_rates(cfg.hidden_size, cfg.intermediate_size)))
 
         scorer = Scorer(base, 64)
-        seconds = timed(lambda: scorer(test.sentence1, test.sentence2), args.repeats)
+        seconds = statistics.median(timed(lambda: scorer(test.sentence1, test.sentence2), args.repeats))
         unique = list(dict.fromkeys([*test.sentence1, *test.sentence2]))
         tokens = sum(len(ids) for ids in base.tokenizer(unique, truncation=True, max_length=base.max_length)["input_ids"])
         with torch.profiler.profile() as prof:
@@ -119,17 +110,18 @@ def main() -> None:
         print("\n3. dynamic int8 vs fp32 (Spearman x 100; drop = fp32 - int8; speed on STS-B test)")
         rows = [["checkpoint", "variant", "dev", "dev drop", "test", "test drop", "max |diff|", "pairs/s", "speed-up"]]
         for path in ckpts:
-            module = checkpoint.load(path)
+            module = base if path == ckpts[0] else checkpoint.load(path)
             name = Path(path).parent.parent.name + "/" + Path(path).parent.name if args.ckpt else "zero-shot (bundled)"
-            ref = {s: Scorer(module, 64)(d.sentence1, d.sentence2, clip=False) for s, d in data.items()}
-            fp32_s = timed(lambda: Scorer(module, 64)(test.sentence1, test.sentence2), args.repeats)
+            fp32 = Scorer(module, 64)
+            ref = {s: fp32(d.sentence1, d.sentence2, clip=False) for s, d in data.items()}
+            fp32_s = statistics.median(timed(lambda: fp32(test.sentence1, test.sentence2), args.repeats))
             rho = {s: 100 * spearmanr(ref[s], d.gold)[0] for s, d in data.items()}
             rows.append([name, "fp32", f"{rho['dev']:.2f}", "", f"{rho['test']:.2f}", "", "", f"{len(test) / fp32_s:.1f}", "1.00"])
             for variant, suffixes in SCOPES.items():
                 q = Scorer(quantized(module, suffixes), 64)
                 got = {s: q(d.sentence1, d.sentence2, clip=False) for s, d in data.items()}
                 r = {s: 100 * spearmanr(got[s], d.gold)[0] for s, d in data.items()}
-                s = timed(lambda: q(test.sentence1, test.sentence2), args.repeats)
+                s = statistics.median(timed(lambda: q(test.sentence1, test.sentence2), args.repeats))
                 diff = max(float(np.abs(got[k] - ref[k]).max()) for k in got)
                 rows.append([name, variant, f"{r['dev']:.2f}", f"{rho['dev'] - r['dev']:+.2f}", f"{r['test']:.2f}", f"{rho['test'] - r['test']:+.2f}",
                              f"{diff:.3f}", f"{len(test) / s:.1f}", f"{fp32_s / s:.2f}"])

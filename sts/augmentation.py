@@ -51,7 +51,8 @@ def augment(cfg: DictConfig) -> Path:
     datamodule = instantiate(cfg.data, val=None, test=None)
     gold = datamodule.read()["train"]
     teachers = [cfg.teacher] if isinstance(cfg.teacher, str) else list(cfg.teacher)
-    sampler = checkpoint.load(cfg.sampler or teachers[0])
+    first_teacher = checkpoint.load(teachers[0])
+    sampler = checkpoint.load(cfg.sampler) if cfg.sampler else first_teacher
     if not isinstance(sampler, BiEncoder):
         raise STSError(f"{cfg.sampler or teachers[0]}: picking neighbours needs a bi-encoder's embeddings; set sampler=BI_ENCODER_MODEL")
 
@@ -60,7 +61,8 @@ def augment(cfg: DictConfig) -> Path:
     known = {(min(index[a], index[b]), max(index[a], index[b])) for a, b in zip(gold.sentence1, gold.sentence2)}
     pairs = neighbour_pairs(sampler.embed_texts(sentences, cfg.batch_size), cfg.neighbours, known)
     first, second = [sentences[i] for i, _ in pairs], [sentences[j] for _, j in pairs]
-    scores = sum(Scorer(checkpoint.load(t), cfg.batch_size, "fp32", cfg.device)(first, second) for t in teachers) / len(teachers)
+    models = [first_teacher, *(checkpoint.load(t) for t in teachers[1:])]
+    scores = sum(Scorer(m, cfg.batch_size, "fp32", cfg.device)(first, second) for m in models) / len(models)
 
     low, high = cfg.data.score_range
     out.parent.mkdir(parents=True, exist_ok=True)

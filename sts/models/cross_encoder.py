@@ -23,7 +23,6 @@ class CrossEncoder(PairModule):
         if pooling not in POOLING_MODES:
             raise STSError(f"model.pooling={pooling!r}: choose one of {POOLING_MODES}")
         self.pooling = pooling
-        self.same_token_types = same_token_types
         if same_token_types:
             self._start_second_sentence_like_first()
         pooler = detach_pooler(self.encoder)
