@@ -39,7 +39,19 @@ transfer() {  # experiment seed: zero-shot transfer of an STS-B model to SICK (t
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi"
+
+bi_stage() {  # seed: cross_from_bi's starting encoder, bi_cosine_3ep's fine-tuned one as a transformers folder
+  local bi=experiments/runs/bi_cosine_3ep/seed$1 out=experiments/runs/cross_from_bi/seed$1/bi_encoder
+  wanted cross_from_bi || return 0
+  [ -f "$out/config.json" ] && return 0
+  if [ ! -f "$bi/model.pt" ]; then  # a clone has the recorded metrics but no weights (.gitignore): train stage 1 again
+    bi=experiments/runs/cross_from_bi/seed$1/stage1
+    mkdir -p "$bi"
+    [ -f "$bi/model.pt" ] || $PY train.py experiment=bi_cosine_3ep seed="$1" hydra.run.dir="$bi" trainer.enable_progress_bar=false > "$bi/train.log" 2>&1
+  fi
+  $PY export.py ckpt="$bi/model.pt" format=hf out="$out" > /dev/null
+}
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
   local out=experiments/silver/stsb-train-neighbours1.tsv
@@ -53,6 +65,7 @@ silver
 # seed 0 of every row first, so an interrupted campaign still has one of each
 run zero_shot 0
 for exp in $FINETUNED bi_frozen_mlp cross_frozen_cls; do
+  [ "$exp" = cross_from_bi ] && bi_stage 0
   run "$exp" 0
 done
 # ablation: row 4 with length-grouped batches (the default for losses that do not rank within a batch)
@@ -64,6 +77,9 @@ transfer bi_cosine_3ep 0
 transfer cross_augsbert 0
 for s in $SEEDS; do
   [ "$s" = 0 ] && continue
-  for exp in $FINETUNED; do run "$exp" "$s"; done
+  for exp in $FINETUNED; do
+    [ "$exp" = cross_from_bi ] && bi_stage "$s"
+    run "$exp" "$s"
+  done
 done
 $PY experiments/report.py

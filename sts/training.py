@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
 from sts import checkpoint, provenance
@@ -94,8 +95,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_cb = trainer.checkpoint_callback
         best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.best_model_path else None
     train_seconds = time.perf_counter() - started
+    if cfg.train:
+        use_selected_weights(trainer, model, best)
     # The decision threshold is chosen on dev with the weights that will be saved.
-    trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics = {f"val/{k}": v for k, v in model.last_metrics["val"].items()}
     if datamodule.has_split("test"):
         trainer.test(model, datamodule=datamodule, verbose=False)
@@ -109,6 +112,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if best:
             print(f"best Lightning checkpoint: {best}")
     return metrics
+
+
+def use_selected_weights(trainer: L.Trainer, model: PairModule, best: str | None) -> None:
+    """Put the weights that dev chose into `model` for the threshold, test and model file.
+
+    The best checkpoint's state_dict holds the weights dev scored, averaged ones under weight
+    averaging (EMA/SWA). Lightning's WeightAveraging would restore the raw weights when that
+    checkpoint is loaded back and swap its last average in at every later validation, so it is
+    detached once fitting is done.
+    """
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
+    if best:
+        model.load_state_dict(torch.load(best, map_location=model.device, weights_only=False)["state_dict"])
 
 
 def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path) -> None:

@@ -37,6 +37,24 @@ def test_same_seed_same_metrics(tiny_cfg) -> None:
     assert a["val/spearman"] == pytest.approx(b["val/spearman"], abs=1e-6)
 
 
+def test_weight_averaging_saves_the_averaged_weights_dev_chose(tiny_cfg, tmp_path: Path) -> None:
+    cfg = tiny_cfg(
+        "trainer.max_steps=12",
+        "trainer.val_check_interval=4",
+        "model.encoder_lr=1e-3",
+        "callbacks.ema={_target_:lightning.pytorch.callbacks.EMAWeightAveraging,decay:0.5}",
+    )
+    metrics = train(cfg)
+    (best,) = (Path(cfg.paths.output_dir) / "checkpoints").glob("best-*.ckpt")
+    ckpt = torch.load(best, weights_only=False)
+    saved = checkpoint.load(cfg.model_file).state_dict()
+    key = "encoder.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(saved[key], ckpt["state_dict"][key])  # the average dev scored
+    assert not torch.equal(saved[key], ckpt["current_model_state"][key])  # not the raw weights
+    (score,) = [v["best_model_score"] for v in ckpt["callbacks"].values() if v.get("monitor") == "val/spearman"]
+    assert metrics["val/spearman"] == pytest.approx(float(score), abs=1e-6)
+
+
 def test_missing_encoder_is_one_clear_error(tiny_cfg, tmp_path: Path) -> None:
     with pytest.raises(STSError, match="could not be loaded.*encoder.name_or_path"):
         train(tiny_cfg(f"encoder.name_or_path={tmp_path / 'no-such-model'}"))
