@@ -39,18 +39,25 @@ transfer() {  # experiment seed: zero-shot transfer of an STS-B model to SICK (t
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick bi_from_sick"
 
-bi_stage() {  # seed: cross_from_bi's starting encoder, bi_cosine_3ep's fine-tuned one as a transformers folder
-  local bi=experiments/runs/bi_cosine_3ep/seed$1 out=experiments/runs/cross_from_bi/seed$1/bi_encoder
-  wanted cross_from_bi || return 0
-  [ -f "$out/config.json" ] && return 0
-  if [ ! -f "$bi/model.pt" ]; then  # a clone has the recorded metrics but no weights (.gitignore): train stage 1 again
-    bi=experiments/runs/cross_from_bi/seed$1/stage1
-    mkdir -p "$bi"
-    [ -f "$bi/model.pt" ] || $PY train.py experiment=bi_cosine_3ep seed="$1" hydra.run.dir="$bi" trainer.enable_progress_bar=false > "$bi/train.log" 2>&1
-  fi
-  $PY export.py ckpt="$bi/model.pt" format=hf out="$out" > /dev/null
+start_encoder() {  # experiment seed stage1-experiment [overrides]: a two-stage recipe's first stage, trained
+  # into experiments/runs/<experiment>/seed<k>/stage1 and exported as the transformers folder that
+  # the experiment's encoder.name_or_path names (start_encoder/)
+  local exp=$1 seed=$2 first=$3; shift 3
+  local stage=experiments/runs/$exp/seed$seed/stage1 out=experiments/runs/$exp/seed$seed/start_encoder
+  wanted "$exp" || return 0
+  [ -f "$out/config.json" ] || [ -f "experiments/runs/$exp/seed$seed/metrics.json" ] && return 0
+  mkdir -p "$stage"
+  [ -f "$stage/model.pt" ] || $PY train.py experiment="$first" seed="$seed" hydra.run.dir="$stage" trainer.enable_progress_bar=false "$@" > "$stage/train.log" 2>&1 \
+    || { echo "FAILED: $exp seed $seed stage 1 (see $stage/train.log)"; return 0; }
+  $PY export.py ckpt="$stage/model.pt" format=hf out="$out" > /dev/null
+}
+
+stages() {  # seed: the first stage of every two-stage recipe
+  start_encoder cross_from_bi "$1" bi_cosine_3ep
+  start_encoder cross_from_sick "$1" cross_best data=sick
+  start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
@@ -64,12 +71,15 @@ silver
 
 # seed 0 of every row first, so an interrupted campaign still has one of each
 run zero_shot 0
+stages 0
 for exp in $FINETUNED bi_frozen_mlp cross_frozen_cls; do
-  [ "$exp" = cross_from_bi ] && bi_stage 0
   run "$exp" 0
 done
 # ablation: row 4 with length-grouped batches (the default for losses that do not rank within a batch)
 run_as bi_finetuned_cosent_length_grouped bi_finetuned_cosent 0 data.group_by_length=true
+# learning-rate probes of the two bi-encoder loss families (seed 0)
+run_as bi_cosine_lr8e-5 bi_cosine_3ep 0 model.encoder_lr=8e-5
+run_as bi_cosent_lr8e-5 bi_best 0 model.encoder_lr=8e-5
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
@@ -77,8 +87,8 @@ transfer bi_cosine_3ep 0
 transfer cross_augsbert 0
 for s in $SEEDS; do
   [ "$s" = 0 ] && continue
+  stages "$s"
   for exp in $FINETUNED; do
-    [ "$exp" = cross_from_bi ] && bi_stage "$s"
     run "$exp" "$s"
   done
 done
