@@ -28,14 +28,22 @@ run() {  # experiment seed [extra overrides]
   run_as "$exp" "$exp" "$@"
 }
 
-transfer() {  # experiment seed: zero-shot transfer of an STS-B model to SICK (train+trial) and MSRP train
-  local dir=experiments/runs/$1/seed$2
+transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model to SICK (train+trial) and MSRP train
+  local dir=experiments/runs/$1/seed$2 data
   wanted "$1" || return 0
-  [ -f "$dir/transfer/sick.json" ] || $PY evaluate.py ckpt="$dir/model.pt" data=sick split=test \
-    'data.test=[${sts_resource:sick/SICK_train.txt},${sts_resource:sick/SICK_trial.txt}]' out_dir="$dir/transfer/sick" progress=false > /dev/null || return 0
-  [ -f "$dir/transfer/msrp.json" ] || $PY evaluate.py ckpt="$dir/model.pt" data=msrp split=test \
-    'data.test=${sts_resource:msrp/msr_paraphrase_train.txt}' out_dir="$dir/transfer/msrp" progress=false > /dev/null || return 0
-  for data in sick msrp; do cp "$dir/transfer/$data/metrics.json" "$dir/transfer/$data.json"; done
+  shift 2
+  local sets=("$@")
+  [ ${#sets[@]} -eq 0 ] && sets=(sick msrp)
+  for data in "${sets[@]}"; do
+    [ -f "$dir/transfer/$data.json" ] && continue
+    case $data in
+      sick) $PY evaluate.py ckpt="$dir/model.pt" data=sick split=test \
+              'data.test=[${sts_resource:sick/SICK_train.txt},${sts_resource:sick/SICK_trial.txt}]' out_dir="$dir/transfer/sick" progress=false > /dev/null || return 0 ;;
+      msrp) $PY evaluate.py ckpt="$dir/model.pt" data=msrp split=test \
+              'data.test=${sts_resource:msrp/msr_paraphrase_train.txt}' out_dir="$dir/transfer/msrp" progress=false > /dev/null || return 0 ;;
+    esac
+    cp "$dir/transfer/$data/metrics.json" "$dir/transfer/$data.json"
+  done
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
@@ -85,6 +93,7 @@ transfer bi_best 0
 transfer cross_best 0
 transfer bi_cosine_3ep 0
 transfer cross_augsbert 0
+transfer cross_from_sick 0 msrp  # trained on SICK in stage 1: only MSRP is zero-shot
 for s in $SEEDS; do
   [ "$s" = 0 ] && continue
   stages "$s"

@@ -28,6 +28,10 @@ def test_every_option_composes(group: str, tmp_path: Path) -> None:
 def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
     cfg = compose_train([f"experiment={experiment}"], tmp_path)
     assert get_class(cfg.model._target_) and get_class(cfg.loss._target_)
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # every interpolation resolves
+    assert container["task_name"] == experiment
+    for callback in container["callbacks"].values():
+        assert callback is None or get_class(callback["_target_"])
 
 
 def test_cross_encoder_defaults_to_bce_unless_overridden(tmp_path: Path) -> None:
