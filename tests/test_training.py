@@ -37,7 +37,7 @@ def test_same_seed_same_metrics(tiny_cfg) -> None:
     assert a["val/spearman"] == pytest.approx(b["val/spearman"], abs=1e-6)
 
 
-def test_weight_averaging_saves_the_averaged_weights_dev_chose(tiny_cfg, tmp_path: Path) -> None:
+def test_weight_averaging_saves_the_averaged_weights_dev_chose(tiny_cfg) -> None:
     cfg = tiny_cfg(
         "trainer.max_steps=12",
         "trainer.val_check_interval=4",
