@@ -104,6 +104,7 @@ transfer cross_best 0
 transfer bi_cosine_3ep 0
 transfer cross_augsbert 0
 transfer cross_from_sick 0 msrp  # trained on SICK in stage 1: only MSRP is zero-shot
+transfer cross_from_sick_ema 0 msrp
 for s in $SEEDS; do
   [ "$s" = 0 ] && continue
   stages "$s"
