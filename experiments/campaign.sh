@@ -98,6 +98,7 @@ run_as bi_finetuned_cosent_length_grouped bi_finetuned_cosent 0 data.group_by_le
 # learning-rate probes of the two bi-encoder loss families (seed 0)
 run_as bi_cosine_lr8e-5 bi_cosine_3ep 0 model.encoder_lr=8e-5
 run_as bi_cosent_lr8e-5 bi_best 0 model.encoder_lr=8e-5
+run_as bi_cosine_batch32 bi_cosine_3ep 0 data.batch_size=32
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
