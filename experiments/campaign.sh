@@ -47,19 +47,15 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick bi_from_sick"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick"
 
-start_encoder() {  # experiment seed "runs that read it" stage1-experiment [overrides]: a two-stage
-  # recipe's first stage, trained into experiments/runs/<experiment>/seed<k>/stage1 and exported as
-  # the transformers folder that the experiment's encoder.name_or_path names (start_encoder/);
-  # skipped when no run that reads it is still to do
-  local exp=$1 seed=$2 users=$3 first=$4 user needed=false; shift 4
+start_encoder() {  # experiment seed stage1-experiment [overrides]: a two-stage recipe's first stage, trained
+  # into experiments/runs/<experiment>/seed<k>/stage1 and exported as the transformers folder that
+  # the experiment's encoder.name_or_path names (start_encoder/)
+  local exp=$1 seed=$2 first=$3; shift 3
   local stage=experiments/runs/$exp/seed$seed/stage1 out=experiments/runs/$exp/seed$seed/start_encoder
-  [ -f "$out/config.json" ] && return 0
-  for user in $users; do
-    wanted "$user" && [ ! -f "experiments/runs/$user/seed$seed/metrics.json" ] && needed=true
-  done
-  $needed || return 0
+  wanted "$exp" || return 0
+  [ -f "$out/config.json" ] || [ -f "experiments/runs/$exp/seed$seed/metrics.json" ] && return 0
   mkdir -p "$stage"
   [ -f "$stage/model.pt" ] || $PY train.py experiment="$first" seed="$seed" hydra.run.dir="$stage" trainer.enable_progress_bar=false "$@" > "$stage/train.log" 2>&1 \
     || { echo "FAILED: $exp seed $seed stage 1 (see $stage/train.log)"; return 0; }
@@ -67,14 +63,10 @@ start_encoder() {  # experiment seed "runs that read it" stage1-experiment [over
 }
 
 stages() {  # seed: the first stage of every two-stage recipe
-  start_encoder cross_from_bi "$1" cross_from_bi bi_cosine_3ep
-  start_encoder cross_from_sick "$1" "cross_from_sick cross_from_sick_ema" cross_best data=sick
-  start_encoder bi_from_sick "$1" bi_from_sick bi_cosine_3ep data=sick
-}
-
-EMA='callbacks.ema={_target_:lightning.pytorch.callbacks.EMAWeightAveraging,decay:0.995,update_starting_at_step:100}'
-variants() {  # seed: recipes recorded as an experiment plus overrides, under their own folder
-  run_as cross_from_sick_ema cross_from_sick "$1" "$EMA"  # reads cross_from_sick's first stage
+  start_encoder cross_from_bi "$1" bi_cosine_3ep
+  start_encoder cross_from_sick "$1" cross_best data=sick
+  start_encoder cross_from_sick_ema "$1" cross_best data=sick
+  start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
@@ -92,7 +84,6 @@ stages 0
 for exp in $FINETUNED bi_frozen_mlp cross_frozen_cls; do
   run "$exp" 0
 done
-variants 0
 # ablation: row 4 with length-grouped batches (the default for losses that do not rank within a batch)
 run_as bi_finetuned_cosent_length_grouped bi_finetuned_cosent 0 data.group_by_length=true
 # learning-rate probes of the two bi-encoder loss families (seed 0)
@@ -112,6 +103,5 @@ for s in $SEEDS; do
   for exp in $FINETUNED; do
     run "$exp" "$s"
   done
-  variants "$s"
 done
 $PY experiments/report.py

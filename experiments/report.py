@@ -35,9 +35,8 @@ def load_runs() -> list[dict]:
     for path in sorted(RUNS.glob("*/seed*/metrics.json")):
         r = json.loads(path.read_text())
         m = r["metrics"]
-        # a two-stage recipe's first stage counts too (a variant reads its experiment's first stage)
-        stage1 = next((p for p in (path.parent / "stage1" / "metrics.json", RUNS / r["experiment"] / path.parent.name / "stage1" / "metrics.json") if p.is_file()), None)
-        seconds = m["train_seconds"] + (json.loads(stage1.read_text())["metrics"]["train_seconds"] if stage1 else 0.0)
+        stage1 = path.parent / "stage1" / "metrics.json"  # a two-stage recipe's first stage counts too
+        seconds = m["train_seconds"] + (json.loads(stage1.read_text())["metrics"]["train_seconds"] if stage1.is_file() else 0.0)
         rows.append({
             # the folder names the row: an ablation re-run of an experiment config gets its own folder
             "experiment": path.parent.parent.name, "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
