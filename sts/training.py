@@ -28,7 +28,7 @@ MIN_FREE_BYTES = 500 * 2**20
 
 def build_model(cfg: DictConfig) -> PairModule:
     """The configured module around the configured pretrained encoder."""
-    tokenizer, encoder = load_pretrained(cfg.encoder.name_or_path)
+    tokenizer, encoder = load_pretrained(cfg.encoder.name_or_path, cfg.encoder.get("dropout"))
     overrides: dict[str, Any] = {}
     if "pooling" in cfg.model and cfg.model.pooling is None:
         overrides["pooling"] = sentence_transformers_pooling(cfg.encoder.name_or_path) or "mean"

@@ -27,14 +27,32 @@ def resolve(name_or_path: str | None) -> str:
     return str(name_or_path)
 
 
-def load_pretrained(name_or_path: str | None) -> tuple[Any, nn.Module]:
-    """(tokenizer, encoder) from a hub id or a local folder, with one clear error if neither works."""
-    from transformers import AutoModel, AutoTokenizer
+# the config fields that hold an encoder's dropout probabilities, across BERT-, RoBERTa-, MPNet-
+# and DistilBERT-style configs (attention dropout included: SDPA attention reads it as a float)
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+def load_pretrained(name_or_path: str | None, dropout: float | None = None) -> tuple[Any, nn.Module]:
+    """(tokenizer, encoder) from a hub id or a local folder, with one clear error if neither works.
+
+    `dropout` replaces the checkpoint's hidden and attention dropout for fine-tuning (regression
+    fine-tuning is often better without it); None keeps the checkpoint's own.
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     path = resolve(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        encoder = AutoModel.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path)
+        if dropout is not None:
+            if not 0.0 <= dropout < 1.0:
+                raise STSError(f"encoder.dropout must be in [0, 1), got {dropout}")
+            fields = [f for f in DROPOUT_FIELDS if isinstance(getattr(config, f, None), float)]
+            if not fields:
+                raise STSError(f"encoder.dropout: {path!r} ({config.model_type}) has none of the dropout fields {DROPOUT_FIELDS}")
+            for field in fields:
+                setattr(config, field, float(dropout))
+        encoder = AutoModel.from_pretrained(path, config=config)
     except (OSError, ValueError) as e:
         raise STSError(
             f"encoder {path!r} could not be loaded: it is not a model folder here and could not be "
