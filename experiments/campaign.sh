@@ -47,7 +47,8 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup"
+# bi_soup averages the same seed's bi_cosine_3ep and bi_best models, so it comes after them
 
 start_encoder() {  # experiment seed stage1-experiment [overrides]: a two-stage recipe's first stage, trained
   # into experiments/runs/<experiment>/seed<k>/stage1 and exported as the transformers folder that

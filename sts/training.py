@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint, provenance
+from sts import checkpoint, provenance, soup
 from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
@@ -83,19 +83,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.read()
     if not datamodule.has_split("val"):
         raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
-    model = build_model(cfg)
+    soup_cfg = cfg.get("soup")
+    model = soup.first_ingredient(soup_cfg.ingredients) if soup_cfg else build_model(cfg)
     datamodule.attach(model)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     started = time.perf_counter()
-    best = None
-    if cfg.train:
+    best, cooked = None, None
+    if soup_cfg:
+        cooked = soup.cook(soup_cfg.ingredients, model, lambda: dev_spearman(trainer, model, datamodule), soup_cfg.grid_step)
+    elif cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, output_dir, model))
         ckpt_cb = trainer.checkpoint_callback
         best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.best_model_path else None
-    train_seconds = time.perf_counter() - started
-    if cfg.train:
+    train_seconds = time.perf_counter() - started + (cooked.train_seconds if cooked else 0.0)
+    if cfg.train and not soup_cfg:
         use_selected_weights(trainer, model, best)
     # The decision threshold is chosen on dev with the weights that will be saved.
     trainer.validate(model, datamodule=datamodule, verbose=False)
@@ -105,13 +108,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics |= {f"test/{k}": v for k, v in model.last_metrics["test"].items()}
     metrics["train_seconds"] = train_seconds
     if trainer.is_global_zero:
-        model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": OmegaConf.to_container(cfg.model, resolve=True)})
-        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json")
+        config = {"soup": list(soup_cfg.ingredients), "weights": cooked.weights} if cooked else OmegaConf.to_container(cfg.model, resolve=True)
+        model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": config})
+        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json", cooked)
         print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
         print(f"model: {model_file}")
         if best:
             print(f"best Lightning checkpoint: {best}")
     return metrics
+
+
+def dev_spearman(trainer: L.Trainer, model: PairModule, datamodule: Any) -> float:
+    """Dev Spearman of the weights now in `model` (as fitting's model selection measures it)."""
+    trainer.validate(model, datamodule=datamodule, verbose=False)
+    return float(model.last_metrics["val"]["spearman"])
 
 
 def use_selected_weights(trainer: L.Trainer, model: PairModule, best: str | None) -> None:
@@ -127,8 +137,9 @@ def use_selected_weights(trainer: L.Trainer, model: PairModule, best: str | None
         model.load_state_dict(torch.load(best, map_location=model.device, weights_only=False)["state_dict"])
 
 
-def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path) -> None:
-    """metrics.json: the run's figures with what produced them, for experiments/report.py and collect.py."""
+def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path, cooked: soup.SoupResult | None = None) -> None:
+    """metrics.json: the run's figures with what produced them, for experiments/report.py and collect.py.
+    A soup's loss and epochs are its ingredients' (from their runs' metrics.json, where present)."""
     record = {
         "experiment": cfg.task_name,
         "architecture": type(model).__name__,
@@ -144,6 +155,12 @@ def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics
         "git_commit": provenance.git_commit(),
         "command": provenance.command(),
     }
+    if cooked is not None:
+        runs = [Path(p).parent / "metrics.json" for p in cfg.soup.ingredients]
+        found = [json.loads(r.read_text()) for r in runs if r.is_file()]
+        record["loss"] = "soup(" + "+".join(str(r.get("loss")) for r in found) + ")" if found else "soup"
+        record["epochs"] = max((r.get("epochs", 0) for r in found), default=0)
+        record["soup"] = {"ingredients": list(cfg.soup.ingredients), "weights": cooked.weights, "dev_spearman": cooked.dev_score, "trials": cooked.trials}
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -1,0 +1,76 @@
+"""Model soups: weight mixing, the greedy dev-driven choice, and train.py's soup mode."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sts import checkpoint
+from sts.errors import STSError
+from sts.soup import greedy, grid, mix
+from sts.training import train
+
+
+def test_mix_is_the_weighted_average_of_float_tensors_and_keeps_integer_buffers() -> None:
+    a = {"w": torch.tensor([0.0, 4.0]), "ids": torch.tensor([1, 2])}
+    b = {"w": torch.tensor([8.0, 0.0]), "ids": torch.tensor([7, 7])}
+    out = mix([a, b], [0.25, 0.75])
+    assert torch.equal(out["w"], torch.tensor([6.0, 1.0]))
+    assert torch.equal(out["ids"], a["ids"])
+
+
+def test_grid_must_divide_one() -> None:
+    assert grid(0.25) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(STSError, match="must divide 1"):
+        grid(0.3)
+
+
+def test_greedy_finds_the_best_mixing_weight_on_dev() -> None:
+    states = [{"w": torch.tensor(0.0)}, {"w": torch.tensor(1.0)}]
+    result = greedy(states, lambda s: -abs(float(s["w"]) - 0.3), 0.1)  # dev peaks at 0.3 of the second
+    assert result.weights == pytest.approx([0.7, 0.3])
+    assert result.dev_score == pytest.approx(0.0, abs=1e-6)
+    assert len(result.trials) == 2 + 9  # each ingredient alone, then the 9 inner grid points
+
+
+def test_greedy_keeps_one_ingredient_when_mixing_does_not_help_and_ignores_a_useless_third() -> None:
+    states = [{"w": torch.tensor(0.0)}, {"w": torch.tensor(1.0)}, {"w": torch.tensor(-1.0)}]
+    result = greedy(states, lambda s: float(s["w"]), 0.5)  # higher is better: ingredient 2 alone
+    assert result.weights == [0.0, 1.0, 0.0]
+    assert result.dev_score == 1.0
+
+
+@pytest.fixture(scope="module")
+def second_tiny_model_file(tiny_encoder, tmp_path_factory):
+    """Another bi-encoder from the tiny encoder, fitted with another seed and learning rate."""
+    from conftest import TINY_TRAINER, compose_train
+
+    out = tmp_path_factory.mktemp("trained-other")
+    train(compose_train([f"encoder.name_or_path={tiny_encoder}", "logger=none", *TINY_TRAINER, "seed=7", "model.encoder_lr=1e-3"], out))
+    return out / "model.pt"
+
+
+def test_train_with_a_soup_saves_the_dev_chosen_mix_and_records_it(tiny_cfg, tiny_model_file, second_tiny_model_file) -> None:
+    cfg = tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{second_tiny_model_file}'],grid_step:0.25}}")
+    metrics = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    record = json.loads((out / "metrics.json").read_text())
+    weights, trials = record["soup"]["weights"], record["soup"]["trials"]
+    assert sum(weights) == pytest.approx(1.0) and len(trials) == 2 + 3
+    # the reported dev score is the chosen soup's, the best of every mix tried
+    assert metrics["val/spearman"] == pytest.approx(max(t["dev"] for t in trials), abs=1e-6)
+    assert metrics["val/spearman"] == pytest.approx(record["soup"]["dev_spearman"], abs=1e-6)
+    assert "test/spearman" in metrics
+    # the saved model holds exactly that mix of the ingredients' weights
+    states = [checkpoint.read(p)["state_dict"] for p in (tiny_model_file, second_tiny_model_file)]
+    saved = checkpoint.read(out / "model.pt")["state_dict"]
+    for name, value in mix(states, weights).items():
+        assert torch.allclose(saved[name], value, atol=1e-6), name
+    assert metrics["train_seconds"] > 0  # includes the ingredients' training
+
+
+def test_a_soup_needs_two_ingredients_of_one_architecture(tiny_cfg, tiny_model_file, tiny_cross_model_file) -> None:
+    with pytest.raises(STSError, match="at least two model files"):
+        train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}'],grid_step:0.25}}"))
+    with pytest.raises(STSError, match="is a CrossEncoder, but BiEncoder was requested"):
+        train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{tiny_cross_model_file}'],grid_step:0.25}}"))
