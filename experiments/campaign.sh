@@ -47,7 +47,7 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop"
 # bi_soup averages the same seed's bi_cosine_3ep and bi_best models, so it comes after them
 
 start_encoder() {  # experiment seed stage1-experiment [overrides]: a two-stage recipe's first stage, trained
@@ -67,6 +67,7 @@ stages() {  # seed: the first stage of every two-stage recipe
   start_encoder cross_from_bi "$1" bi_cosine_3ep
   start_encoder cross_from_sick "$1" cross_best data=sick
   start_encoder cross_from_sick_ema "$1" cross_best data=sick
+  start_encoder cross_from_sick_ema_nodrop "$1" cross_best data=sick
   start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
@@ -91,6 +92,10 @@ run_as bi_finetuned_cosent_length_grouped bi_finetuned_cosent 0 data.group_by_le
 run_as bi_cosine_lr8e-5 bi_cosine_3ep 0 model.encoder_lr=8e-5
 run_as bi_cosent_lr8e-5 bi_best 0 model.encoder_lr=8e-5
 run_as bi_cosine_batch32 bi_cosine_3ep 0 data.batch_size=32
+# more epochs, no encoder dropout, random (not length-grouped) batches for the cosine-MSE recipe
+run_as bi_cosine_ema_5ep bi_cosine_ema 0 trainer.max_epochs=5
+run_as bi_cosine_nodrop bi_cosine_3ep 0 encoder.dropout=0.0
+run_as bi_cosine_random bi_cosine_3ep 0 data.group_by_length=false
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0

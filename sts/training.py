@@ -2,6 +2,7 @@
 test, and write a self-contained model file. Called by train.py and by tests."""
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -83,22 +84,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.read()
     if not datamodule.has_split("val"):
         raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
-    soup_cfg = cfg.get("soup")
-    model = soup.first_ingredient(soup_cfg.ingredients) if soup_cfg else build_model(cfg)
+    ingredients = soup_ingredients(cfg, output_dir)
+    model = soup.first_ingredient(ingredients) if ingredients else build_model(cfg)
     datamodule.attach(model)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     started = time.perf_counter()
     best, cooked = None, None
-    if soup_cfg:
-        cooked = soup.cook(soup_cfg.ingredients, model, lambda: dev_spearman(trainer, model, datamodule), soup_cfg.grid_step)
+    if ingredients:
+        cooked = soup.cook(ingredients, model, lambda: dev_spearman(trainer, model, datamodule), cfg.soup.grid_step)
     elif cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, output_dir, model))
         ckpt_cb = trainer.checkpoint_callback
         best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.best_model_path else None
     train_seconds = time.perf_counter() - started + (cooked.train_seconds if cooked else 0.0)
-    if cfg.train and not soup_cfg:
+    if cfg.train and not ingredients:
         use_selected_weights(trainer, model, best)
     # The decision threshold is chosen on dev with the weights that will be saved.
     trainer.validate(model, datamodule=datamodule, verbose=False)
@@ -108,14 +109,51 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics |= {f"test/{k}": v for k, v in model.last_metrics["test"].items()}
     metrics["train_seconds"] = train_seconds
     if trainer.is_global_zero:
-        config = {"soup": list(soup_cfg.ingredients), "weights": cooked.weights} if cooked else OmegaConf.to_container(cfg.model, resolve=True)
+        config = {"soup": ingredients, "weights": cooked.weights} if cooked else OmegaConf.to_container(cfg.model, resolve=True)
         model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": config})
-        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json", cooked)
+        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json", cooked and (ingredients, cooked))
         print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
         print(f"model: {model_file}")
         if best:
             print(f"best Lightning checkpoint: {best}")
     return metrics
+
+
+def soup_ingredients(cfg: DictConfig, output_dir: Path) -> list[str]:
+    """Model files of `cfg.soup.ingredients` (none: no soup). A string is a trained model file; a
+    mapping is a patch over this config, trained into <run>/ingredients/<k>/ unless already there
+    (so an interrupted soup resumes with the ingredients it has)."""
+    specs = (cfg.get("soup") or {}).get("ingredients") or []
+    files = []
+    for k, spec in enumerate(specs):
+        if isinstance(spec, str):
+            files.append(spec)
+            continue
+        sub = ingredient_config(cfg, spec, output_dir / "ingredients" / str(k))
+        if not Path(sub.model_file).is_file():
+            log.info("soup: training ingredient %d into %s", k, sub.paths.output_dir)
+            train(sub)
+        files.append(str(sub.model_file))
+    return files
+
+
+def ingredient_config(cfg: DictConfig, patch: DictConfig, output_dir: Path) -> DictConfig:
+    """This run's config without the soup, `patch` applied (a node with _target_ replaces the
+    node, other nodes merge), writing into `output_dir`."""
+
+    def apply(node: Any, value: Any, where: str) -> Any:
+        if not isinstance(value, DictConfig) or not isinstance(node, DictConfig) or "_target_" in value:
+            return value
+        for key, item in value.items():
+            if key not in node:
+                raise STSError(f"soup.ingredients: {where}{key} is not a config field")
+            node[key] = apply(node[key], item, f"{where}{key}.")
+        return node
+
+    sub = apply(copy.deepcopy(cfg), patch, "")
+    sub.soup = {"ingredients": [], "grid_step": cfg.soup.grid_step}
+    sub.paths.output_dir = str(output_dir)
+    return sub
 
 
 def dev_spearman(trainer: L.Trainer, model: PairModule, datamodule: Any) -> float:
@@ -137,7 +175,9 @@ def use_selected_weights(trainer: L.Trainer, model: PairModule, best: str | None
         model.load_state_dict(torch.load(best, map_location=model.device, weights_only=False)["state_dict"])
 
 
-def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path, cooked: soup.SoupResult | None = None) -> None:
+def write_record(
+    cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path, cooked: tuple[list[str], soup.SoupResult] | None = None
+) -> None:
     """metrics.json: the run's figures with what produced them, for experiments/report.py and collect.py.
     A soup's loss and epochs are its ingredients' (from their runs' metrics.json, where present)."""
     record = {
@@ -156,11 +196,11 @@ def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics
         "command": provenance.command(),
     }
     if cooked is not None:
-        runs = [Path(p).parent / "metrics.json" for p in cfg.soup.ingredients]
-        found = [json.loads(r.read_text()) for r in runs if r.is_file()]
+        files, result = cooked
+        found = [json.loads(r.read_text()) for r in (Path(f).parent / "metrics.json" for f in files) if r.is_file()]
         record["loss"] = "soup(" + "+".join(str(r.get("loss")) for r in found) + ")" if found else "soup"
         record["epochs"] = max((r.get("epochs", 0) for r in found), default=0)
-        record["soup"] = {"ingredients": list(cfg.soup.ingredients), "weights": cooked.weights, "dev_spearman": cooked.dev_score, "trials": cooked.trials}
+        record["soup"] = {"ingredients": files, "weights": result.weights, "dev_spearman": result.dev_score, "trials": result.trials}
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -25,6 +25,7 @@ TINY_TRAINER = [
     "data.batch_size=8",
     "data.eval_batch_size=16",
     "encoder.max_length=32",
+    "soup=none",  # one model per run; tests/test_soup.py covers the default soup
 ]
 
 

@@ -14,7 +14,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["data", "model", "loss", "trainer", "callbacks", "logger", "encoder", "paths"])
+@pytest.mark.parametrize("group", ["data", "model", "loss", "trainer", "callbacks", "logger", "encoder", "paths", "soup"])
 def test_every_option_composes(group: str, tmp_path: Path) -> None:
     for option in options(group):
         cfg = compose_train([f"{group}={option}"], tmp_path)
@@ -43,3 +43,30 @@ def test_cross_encoder_defaults_to_bce_unless_overridden(tmp_path: Path) -> None
 def test_bundled_data_resolves_inside_the_package(tmp_path: Path) -> None:
     cfg = compose_train([], tmp_path)
     assert Path(cfg.data.train).is_file() and "sts/resources/stsb" in cfg.data.train
+
+
+def _recipe(cfg) -> dict:
+    """What a run trains, without where it writes and what it is called."""
+    container = OmegaConf.to_container(cfg, resolve=False)
+    for key in ("task_name", "soup", "paths", "model_file"):
+        container.pop(key)
+    return container
+
+
+def test_default_soup_trains_exactly_the_recorded_ingredient_recipes(tmp_path: Path) -> None:
+    """train.py's defaults are experiment=bi_soup's recipe: its ingredients bi_cosine_3ep and bi_best."""
+    from sts.training import ingredient_config
+
+    defaults = compose_train([], tmp_path)
+    assert len(defaults.soup.ingredients) == 2
+    for patch, experiment in zip(defaults.soup.ingredients, ("bi_cosine_3ep", "bi_best")):
+        ingredient = ingredient_config(defaults, patch, tmp_path / "ingredient")
+        assert _recipe(ingredient) == _recipe(compose_train([f"experiment={experiment}"], tmp_path))
+    assert compose_train(["experiment=bi_soup"], tmp_path).soup.grid_step == defaults.soup.grid_step
+
+
+def test_single_model_experiments_and_the_cross_encoder_turn_the_soup_off(tmp_path: Path) -> None:
+    assert not compose_train(["model=cross_encoder"], tmp_path).soup.ingredients
+    for experiment in options("experiment"):
+        cfg = compose_train([f"experiment={experiment}"], tmp_path)
+        assert bool(cfg.soup.ingredients) == experiment.endswith("_soup"), experiment

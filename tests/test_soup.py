@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from sts import checkpoint
 from sts.errors import STSError
@@ -74,3 +75,29 @@ def test_a_soup_needs_two_ingredients_of_one_architecture(tiny_cfg, tiny_model_f
         train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}'],grid_step:0.25}}"))
     with pytest.raises(STSError, match="is a CrossEncoder, but BiEncoder was requested"):
         train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{tiny_cross_model_file}'],grid_step:0.25}}"))
+
+
+def test_ingredient_patches_replace_target_nodes_merge_the_rest_and_leave_the_run_alone(tiny_cfg, tmp_path) -> None:
+    from sts.training import ingredient_config
+
+    cfg = tiny_cfg("loss=cosent_cosine")
+    patch = OmegaConf.create({"loss": {"_target_": "sts.models.losses.CoSENTLoss", "scale": 10.0}, "model": {"encoder_lr": 1e-3}})
+    sub = ingredient_config(cfg, patch, tmp_path / "ingredient")
+    assert OmegaConf.to_container(sub.loss) == {"_target_": "sts.models.losses.CoSENTLoss", "scale": 10.0}
+    assert sub.model.encoder_lr == 1e-3 and sub.model.head_lr == cfg.model.head_lr
+    assert sub.model_file == str(tmp_path / "ingredient" / "model.pt") and not sub.soup.ingredients
+    assert cfg.model.encoder_lr != 1e-3 and cfg.model_file != sub.model_file  # the run's own config is untouched
+    with pytest.raises(STSError, match="model.encoder_lrr is not a config field"):
+        ingredient_config(cfg, OmegaConf.create({"model": {"encoder_lrr": 1e-3}}), tmp_path / "x")
+
+
+def test_default_soup_trains_its_ingredients_then_mixes_them(tiny_cfg) -> None:
+    cfg = tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5")
+    metrics = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["loss"] == "soup(CosineMSELoss+CoSENTLoss)"
+    assert record["soup"]["ingredients"] == [str(out / "ingredients" / k / "model.pt") for k in ("0", "1")]
+    for k, loss in (("0", "CosineMSELoss"), ("1", "CoSENTLoss")):
+        assert json.loads((out / "ingredients" / k / "metrics.json").read_text())["loss"] == loss
+    assert metrics["val/spearman"] == pytest.approx(record["soup"]["dev_spearman"], abs=1e-6)

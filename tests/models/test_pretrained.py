@@ -10,7 +10,7 @@ from conftest import compose_train
 @pytest.mark.parametrize("model", ["bi_encoder", "cross_encoder"])
 def test_fine_tune_bundled_minilm_a_few_steps(model: str, tmp_path) -> None:
     cfg = compose_train([
-        f"model={model}", "logger=none", "trainer.max_steps=4", "trainer.limit_val_batches=4", "trainer.limit_test_batches=4",
+        f"model={model}", "soup=none", "logger=none", "trainer.max_steps=4", "trainer.limit_val_batches=4", "trainer.limit_test_batches=4",
         "trainer.enable_progress_bar=false", "data.batch_size=8",
     ], tmp_path)
     metrics = train(cfg)
