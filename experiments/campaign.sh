@@ -47,8 +47,9 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop"
-# bi_soup averages the same seed's bi_cosine_3ep and bi_best models, so it comes after them
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup"
+# the soups average the same seed's models of the recipes they name, so they come after them;
+# cross_soup's ingredients share cross_from_sick's first stage (copied into its stage1/ for the time)
 
 start_encoder() {  # experiment seed stage1-experiment [overrides]: a two-stage recipe's first stage, trained
   # into experiments/runs/<experiment>/seed<k>/stage1 and exported as the transformers folder that
@@ -63,11 +64,19 @@ start_encoder() {  # experiment seed stage1-experiment [overrides]: a two-stage 
   $PY export.py ckpt="$stage/model.pt" format=hf out="$out" > /dev/null
 }
 
+share_stage() {  # experiment seed other: count <other>'s first stage in <experiment>'s train seconds
+  local from=experiments/runs/$3/seed$2/stage1/metrics.json to=experiments/runs/$1/seed$2/stage1
+  wanted "$1" || return 0
+  [ -f "$from" ] && [ ! -f "$to/metrics.json" ] && mkdir -p "$to" && cp "$from" "$to/"
+  return 0
+}
+
 stages() {  # seed: the first stage of every two-stage recipe
   start_encoder cross_from_bi "$1" bi_cosine_3ep
   start_encoder cross_from_sick "$1" cross_best data=sick
   start_encoder cross_from_sick_ema "$1" cross_best data=sick
   start_encoder cross_from_sick_ema_nodrop "$1" cross_best data=sick
+  share_stage cross_soup "$1" cross_from_sick
   start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
@@ -103,6 +112,9 @@ transfer bi_cosine_3ep 0
 transfer cross_augsbert 0
 transfer cross_from_sick 0 msrp  # trained on SICK in stage 1: only MSRP is zero-shot
 transfer cross_from_sick_ema 0 msrp
+transfer bi_soup 0
+transfer cross_from_sick_ema_nodrop 0 msrp
+transfer cross_soup 0 msrp
 for s in $SEEDS; do
   [ "$s" = 0 ] && continue
   stages "$s"
