@@ -122,17 +122,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def soup_ingredients(cfg: DictConfig, output_dir: Path) -> list[str]:
     """Model files of `cfg.soup.ingredients` (none: no soup). A string is a trained model file; a
     mapping is a patch over this config, trained into <run>/ingredients/<k>/ unless already there
-    (so an interrupted soup resumes with the ingredients it has)."""
+    with the same configuration (so an interrupted soup resumes with the ingredients it has)."""
     specs = (cfg.get("soup") or {}).get("ingredients") or []
+    if specs and cfg.ckpt_path not in (None, "", "last"):
+        raise STSError("ckpt_path: a soup resumes its interrupted ingredient with ckpt_path=last, not a checkpoint file")
     files = []
     for k, spec in enumerate(specs):
         if isinstance(spec, str):
             files.append(spec)
             continue
         sub = ingredient_config(cfg, spec, output_dir / "ingredients" / str(k))
-        if not Path(sub.model_file).is_file():
+        recipe = OmegaConf.to_yaml({key: value for key, value in sub.items() if key != "paths"})
+        marker = Path(sub.paths.output_dir) / "ingredient.yaml"
+        if Path(sub.model_file).is_file():
+            if not marker.is_file() or marker.read_text() != recipe:
+                raise STSError(f"{sub.paths.output_dir}: holds a model trained with another configuration than soup ingredient {k}; use another hydra.run.dir")
+            log.info("soup: ingredient %d already trained in %s", k, sub.paths.output_dir)
+        else:
+            if sub.ckpt_path == "last" and not (Path(sub.paths.output_dir) / "checkpoints" / "last.ckpt").is_file():
+                sub.ckpt_path = None  # this ingredient had not started
             log.info("soup: training ingredient %d into %s", k, sub.paths.output_dir)
             train(sub)
+            marker.write_text(recipe)
         files.append(str(sub.model_file))
     return files
 

@@ -101,3 +101,20 @@ def test_default_soup_trains_its_ingredients_then_mixes_them(tiny_cfg) -> None:
     for k, loss in (("0", "CosineMSELoss"), ("1", "CoSENTLoss")):
         assert json.loads((out / "ingredients" / k / "metrics.json").read_text())["loss"] == loss
     assert metrics["val/spearman"] == pytest.approx(record["soup"]["dev_spearman"], abs=1e-6)
+
+
+def test_a_rerun_reuses_trained_ingredients_but_refuses_ones_from_another_config(tiny_cfg) -> None:
+    cfg = tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "ckpt_path=last")  # nothing to resume yet: trains both
+    train(cfg)
+    ingredient = Path(cfg.paths.output_dir) / "ingredients" / "1" / "model.pt"
+    trained_at = ingredient.stat().st_mtime_ns
+    train(cfg)  # e.g. resumed after an interruption during the mixing
+    assert ingredient.stat().st_mtime_ns == trained_at
+    with pytest.raises(STSError, match=r"ingredients/0: holds a model trained with another configuration than soup ingredient 0"):
+        train(tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "model.encoder_lr=1e-3"))
+    assert ingredient.stat().st_mtime_ns == trained_at
+
+
+def test_a_soup_resumes_only_with_ckpt_path_last(tiny_cfg, tiny_model_file) -> None:
+    with pytest.raises(STSError, match="a soup resumes its interrupted ingredient with ckpt_path=last"):
+        train(tiny_cfg("soup=cosine_cosent", f"ckpt_path={tiny_model_file}"))
