@@ -89,6 +89,7 @@ def train_ours(args: argparse.Namespace, tmp: Path) -> tuple[np.ndarray, float, 
 
     overrides = [
         f"model={'bi_encoder' if args.arch == 'bi' else 'cross_encoder'}",
+        "soup=none",  # one model, as the peer trains
         f"loss={args.loss}",
         f"seed={args.seed}",
         f"data.batch_size={args.batch_size}",
