@@ -211,7 +211,7 @@ def write_record(
         found = [json.loads(r.read_text()) for r in (Path(f).parent / "metrics.json" for f in files) if r.is_file()]
         record["loss"] = "soup(" + "+".join(str(r.get("loss")) for r in found) + ")" if found else "soup"
         record["epochs"] = max((r.get("epochs", 0) for r in found), default=0)
-        record["soup"] = {"ingredients": files, "weights": result.weights, "dev_spearman": result.dev_score, "trials": result.trials}
+        record["soup"] = {"ingredients": files, "weights": [round(w, 6) for w in result.weights], "dev_spearman": result.dev_score, "trials": result.trials}
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
