@@ -77,6 +77,8 @@ stages() {  # seed: the first stage of every two-stage recipe
   start_encoder cross_from_sick_ema "$1" cross_best data=sick
   start_encoder cross_from_sick_ema_nodrop "$1" cross_best data=sick
   share_stage cross_soup "$1" cross_from_sick
+  # second intermediate stage on MSRP, from cross_from_sick's SICK stage (trained just above)
+  start_encoder cross_from_sick_msrp "$1" cross_best data=msrp encoder.name_or_path=experiments/runs/cross_from_sick/seed$1/start_encoder
   start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
@@ -105,6 +107,8 @@ run_as bi_cosine_batch32 bi_cosine_3ep 0 data.batch_size=32
 run_as bi_cosine_ema_5ep bi_cosine_ema 0 trainer.max_epochs=5
 run_as bi_cosine_nodrop bi_cosine_3ep 0 encoder.dropout=0.0
 run_as bi_cosine_random bi_cosine_3ep 0 data.group_by_length=false
+# SICK then MSRP as intermediate tasks for the cross-encoder (seed 0)
+run cross_from_sick_msrp 0
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
