@@ -31,7 +31,6 @@ class SoupResult:
     weights: list[float]
     dev_score: float
     trials: list[dict[str, Any]] = field(default_factory=list)
-    train_seconds: float = 0.0
 
 
 def mix(states: Sequence[State], weights: Sequence[float]) -> State:
@@ -41,7 +40,7 @@ def mix(states: Sequence[State], weights: Sequence[float]) -> State:
     out = {}
     for name, first in states[0].items():
         if first.is_floating_point():
-            out[name] = sum(w * s[name] for w, s in zip(weights, states) if w) if any(weights) else torch.zeros_like(first)
+            out[name] = sum((w * s[name] for w, s in zip(weights, states) if w), torch.zeros_like(first))
         else:
             out[name] = first
     return out
@@ -84,30 +83,25 @@ def greedy(states: Sequence[State], dev_score: Callable[[State], float], step: f
     return SoupResult(weights=chosen, dev_score=best, trials=trials)
 
 
-def first_ingredient(ingredients: Sequence[str | Path] | None) -> PairModule:
-    """The first ingredient, loaded: it fixes the soup's architecture, tokenizer and settings."""
-    if not ingredients or len(ingredients) < 2:
-        raise STSError(f"soup.ingredients: a soup needs at least two model files, got {len(ingredients or [])}")
-    return checkpoint.load(ingredients[0])
-
-
-def load_ingredients(paths: Sequence[str | Path], model: PairModule) -> tuple[list[State], float]:
-    """The ingredients' weights, each checked against `model`, and their summed training time."""
+def load_ingredients(paths: Sequence[str | Path]) -> tuple[PairModule, list[State], float]:
+    """The first ingredient as a ready module (it fixes the soup's architecture, tokenizer and
+    settings), every ingredient's weights checked against it, and their summed training time."""
     if len(paths) < 2:
         raise STSError(f"soup.ingredients: a soup needs at least two model files, got {len(paths)}")
-    states, seconds = [], 0.0
-    for path in paths:
+    model = checkpoint.load(paths[0])
+    states = [{k: v.detach().clone() for k, v in model.state_dict().items()}]  # scoring overwrites the module's own
+    seconds = float(model.checkpoint_metrics.get("train_seconds", 0.0))
+    for path in paths[1:]:
         payload = checkpoint.read(path, type(model).__name__)
         checkpoint.check_weights(path, model, payload["state_dict"])
         states.append(payload["state_dict"])
         seconds += float(payload["sts"].get("metrics", {}).get("train_seconds", 0.0))
-    return states, seconds
+    return model, states, seconds
 
 
-def cook(ingredients: Sequence[str | Path], model: PairModule, dev_score: Callable[[], float], grid_step: float) -> SoupResult:
-    """Choose the soup on dev and leave its weights in `model`. `dev_score` scores the weights
-    currently in `model`; `model` must have the ingredients' architecture (e.g. the first one loaded)."""
-    states, seconds = load_ingredients(ingredients, model)
+def cook(model: PairModule, states: Sequence[State], dev_score: Callable[[], float], grid_step: float) -> SoupResult:
+    """Choose the soup on dev and leave its weights in `model`; `dev_score` scores the weights
+    currently in `model`."""
 
     def score(state: State) -> float:
         model.load_state_dict(state)
@@ -115,5 +109,4 @@ def cook(ingredients: Sequence[str | Path], model: PairModule, dev_score: Callab
 
     result = greedy(states, score, grid_step)
     model.load_state_dict(mix(states, result.weights))
-    result.train_seconds = seconds
     return result

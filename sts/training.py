@@ -85,20 +85,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not datamodule.has_split("val"):
         raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
     ingredients = soup_ingredients(cfg, output_dir)
-    model = soup.first_ingredient(ingredients) if ingredients else build_model(cfg)
+    if ingredients:
+        model, states, ingredient_seconds = soup.load_ingredients(ingredients)
+    else:
+        model, ingredient_seconds = build_model(cfg), 0.0
     datamodule.attach(model)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     started = time.perf_counter()
-    best, cooked = None, None
+    best, soup_record = None, None
     if ingredients:
-        cooked = soup.cook(ingredients, model, lambda: dev_spearman(trainer, model, datamodule), cfg.soup.grid_step)
+        result = soup.cook(model, states, lambda: dev_spearman(trainer, model, datamodule), cfg.soup.grid_step)
+        weights = [round(w, 6) for w in result.weights]
+        soup_record = {"ingredients": ingredients, "weights": weights, "dev_spearman": result.dev_score, "trials": result.trials}
     elif cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, output_dir, model))
         ckpt_cb = trainer.checkpoint_callback
         best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.best_model_path else None
-    train_seconds = time.perf_counter() - started + (cooked.train_seconds if cooked else 0.0)
+    train_seconds = time.perf_counter() - started + ingredient_seconds
     if cfg.train and not ingredients:
         use_selected_weights(trainer, model, best)
     # The decision threshold is chosen on dev with the weights that will be saved.
@@ -109,9 +114,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics |= {f"test/{k}": v for k, v in model.last_metrics["test"].items()}
     metrics["train_seconds"] = train_seconds
     if trainer.is_global_zero:
-        config = {"soup": ingredients, "weights": cooked.weights} if cooked else OmegaConf.to_container(cfg.model, resolve=True)
+        config = {"soup": ingredients, "weights": weights} if soup_record else OmegaConf.to_container(cfg.model, resolve=True)
         model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": config})
-        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json", cooked and (ingredients, cooked))
+        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json", soup_record)
         print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
         print(f"model: {model_file}")
         if best:
@@ -187,7 +192,7 @@ def use_selected_weights(trainer: L.Trainer, model: PairModule, best: str | None
 
 
 def write_record(
-    cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path, cooked: tuple[list[str], soup.SoupResult] | None = None
+    cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path, soup_record: dict[str, Any] | None = None
 ) -> None:
     """metrics.json: the run's figures with what produced them, for experiments/report.py and collect.py.
     A soup's loss and epochs are its ingredients' (from their runs' metrics.json, where present)."""
@@ -206,12 +211,12 @@ def write_record(
         "git_commit": provenance.git_commit(),
         "command": provenance.command(),
     }
-    if cooked is not None:
-        files, result = cooked
-        found = [json.loads(r.read_text()) for r in (Path(f).parent / "metrics.json" for f in files) if r.is_file()]
+    if soup_record is not None:
+        runs = (Path(f).parent / "metrics.json" for f in soup_record["ingredients"])
+        found = [json.loads(r.read_text()) for r in runs if r.is_file()]
         record["loss"] = "soup(" + "+".join(str(r.get("loss")) for r in found) + ")" if found else "soup"
         record["epochs"] = max((r.get("epochs", 0) for r in found), default=0)
-        record["soup"] = {"ingredients": files, "weights": [round(w, 6) for w in result.weights], "dev_spearman": result.dev_score, "trials": result.trials}
+        record["soup"] = soup_record
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
