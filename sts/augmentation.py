@@ -1,14 +1,17 @@
 """augment(cfg): new training pairs labelled by a trained model (AugSBERT, Thakur et al. 2021).
 
 Each training sentence is paired with its nearest other training sentences by a bi-encoder's
-embeddings (semantic-search sampling: random pairs would almost all be unrelated), pairs already
+embeddings (semantic-search sampling: random pairs would almost all be unrelated), optionally also
+with farther neighbours and random partners (so the labels cover the whole scale), pairs already
 in the gold data are dropped, and a teacher model (or the mean of several) scores the rest. The result is written in
 STS-B's own format, so `data.train=[gold, silver]` trains on both with no new reader.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
@@ -21,21 +24,38 @@ from sts.models import BiEncoder
 from sts.scoring import Scorer
 
 
-def neighbour_pairs(embeddings: torch.Tensor, k: int, exclude: set[tuple[int, int]], block: int = 2048) -> list[tuple[int, int]]:
-    """Each row with its k most cosine-similar other rows; every unordered pair once, none in `exclude`
-    (pairs as (low, high) indices)."""
+def neighbour_pairs(embeddings: torch.Tensor, ranks: Sequence[int], exclude: set[tuple[int, int]], random_partners: int = 0, seed: int = 0, block: int = 2048) -> list[tuple[int, int]]:
+    """Each row with its neighbours of the given similarity ranks (1 = most cosine-similar other
+    row) and `random_partners` random rows; every unordered pair once, none in `exclude` (pairs as
+    (low, high) indices). Far ranks and random partners spread the labels over the whole scale:
+    nearest neighbours alone are almost all near-paraphrases."""
+    if not ranks or min(ranks) < 1:
+        raise STSError(f"neighbour ranks must be >= 1, got {list(ranks)}")
     unit = F.normalize(embeddings.float(), dim=-1)
+    n = len(unit)
+    picks = torch.tensor([r - 1 for r in ranks if r < n], dtype=torch.long)
     seen, out = set(exclude), []
-    for start in range(0, len(unit), block):
-        rows = torch.arange(start, min(start + block, len(unit)))
+
+    def add(i: int, j: int) -> None:
+        key = (min(i, j), max(i, j))
+        if i != j and key not in seen:
+            seen.add(key)
+            out.append(key)
+
+    for start in range(0, n, block):
+        rows = torch.arange(start, min(start + block, n))
         sims = unit[rows] @ unit.T
         sims[torch.arange(len(rows)), rows] = float("-inf")
-        for i, top in zip(rows.tolist(), sims.topk(min(k, len(unit) - 1), dim=1).indices.tolist()):
-            for j in top:
-                key = (min(i, j), max(i, j))
-                if key not in seen:
-                    seen.add(key)
-                    out.append(key)
+        if len(picks):
+            top = sims.topk(int(picks.max()) + 1, dim=1).indices[:, picks]
+            for i, partners in zip(rows.tolist(), top.tolist()):
+                for j in partners:
+                    add(i, j)
+    if random_partners:
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            for j in rng.integers(0, n, size=random_partners).tolist():
+                add(i, j)
     return out
 
 
@@ -59,7 +79,8 @@ def augment(cfg: DictConfig) -> Path:
     sentences = list(dict.fromkeys([*gold.sentence1, *gold.sentence2]))
     index = {s: i for i, s in enumerate(sentences)}
     known = {(min(index[a], index[b]), max(index[a], index[b])) for a, b in zip(gold.sentence1, gold.sentence2)}
-    pairs = neighbour_pairs(sampler.embed_texts(sentences, cfg.batch_size), cfg.neighbours, known)
+    ranks = list(cfg.ranks) if cfg.ranks else list(range(1, cfg.neighbours + 1))
+    pairs = neighbour_pairs(sampler.embed_texts(sentences, cfg.batch_size), ranks, known, cfg.random_partners, cfg.seed)
     first, second = [sentences[i] for i, _ in pairs], [sentences[j] for _, j in pairs]
     models = [first_teacher, *(checkpoint.load(t) for t in teachers[1:])]
     scores = sum(Scorer(m, cfg.batch_size, "fp32", cfg.device)(first, second) for m in models) / len(models)
@@ -69,5 +90,5 @@ def augment(cfg: DictConfig) -> Path:
     with atomic_output(out) as handle:
         for n, (a, b, s) in enumerate(zip(first, second, scores)):
             handle.write(f"silver\tteacher\t-\t{n}\t{low + float(s) * (high - low):.4f}\t{a}\t{b}\n")
-    print(f"wrote {len(pairs)} pairs labelled by {' + '.join(teachers)} ({len(sentences)} training sentences x {cfg.neighbours} neighbours, gold pairs left out) to {out}")
+    print(f"wrote {len(pairs)} pairs labelled by {' + '.join(teachers)} ({len(sentences)} training sentences; neighbour ranks {ranks}, {cfg.random_partners} random partners each; gold pairs and repeats left out) to {out}")
     return out

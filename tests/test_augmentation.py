@@ -18,9 +18,22 @@ from test_training import run_cli
 def test_neighbour_pairs_are_nearest_unique_and_skip_excluded() -> None:
     # two tight groups: {0, 1} near the x axis, {2, 3} near the y axis
     emb = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
-    assert neighbour_pairs(emb, 1, set()) == [(0, 1), (2, 3)]  # each unordered pair once
-    assert neighbour_pairs(emb, 1, {(0, 1)}) == [(2, 3)]
-    assert len(neighbour_pairs(emb, 3, set())) == 6  # k above the group size reaches everyone
+    assert neighbour_pairs(emb, [1], set()) == [(0, 1), (2, 3)]  # each unordered pair once
+    assert neighbour_pairs(emb, [1], {(0, 1)}) == [(2, 3)]
+    assert len(neighbour_pairs(emb, [1, 2, 3], set())) == 6  # ranks up to the group size reach everyone
+    # rank 3 alone: each row's farthest other row, so only pairs across the two groups
+    assert all((i < 2) != (j < 2) for i, j in neighbour_pairs(emb, [3], set()))
+    assert neighbour_pairs(emb, [9], set()) == []  # a rank beyond the rows adds nothing
+    with pytest.raises(STSError, match="ranks"):
+        neighbour_pairs(emb, [0], set())
+
+
+def test_random_partners_are_seeded_unique_and_never_self_pairs() -> None:
+    emb = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    pairs = neighbour_pairs(emb, [1], set(), random_partners=3, seed=1)
+    assert pairs == neighbour_pairs(emb, [1], set(), random_partners=3, seed=1)
+    assert len(pairs) == len(set(pairs)) and all(i < j for i, j in pairs)
+    assert len(pairs) > len(neighbour_pairs(emb, [1], set()))
 
 
 @pytest.fixture
@@ -36,6 +49,9 @@ def test_augment_writes_new_labelled_pairs_readable_as_training_data(tiny_model_
     augment(cfg)
     silver, gold = read_pairs(out, "stsb", (0, 5)), read_pairs(small_train, "stsb", (0, 5))
     assert 0 < len(silver) <= 2 * len(set(gold.sentence1 + gold.sentence2))
+    wider = tmp_path / "wider.tsv"
+    augment(compose_config("augment", [f"teacher={tiny_model_file}", f"out={wider}", f"data.train={small_train}", "ranks=[1,8]", "random_partners=1"]))
+    assert len(read_pairs(wider, "stsb", (0, 5))) > len(silver) // 2
     known = {frozenset(p) for p in zip(gold.sentence1, gold.sentence2)}
     assert not known & {frozenset(p) for p in zip(silver.sentence1, silver.sentence2)}
     assert set(silver.sentence1 + silver.sentence2) <= set(gold.sentence1 + gold.sentence2)

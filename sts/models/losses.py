@@ -25,14 +25,16 @@ class CoSENTLoss(nn.Module):
     """CoSENT (Su, 2022): for every pair of pairs with gold_i > gold_j, push score_i above score_j.
 
     loss = log(1 + sum exp(scale * (s_j - s_i))). Ranking-only, so it optimises what Spearman measures.
+    `on_logits=true` ranks a cross-encoder's raw logits (same order as its sigmoid scores, but
+    unbounded, so scale 1 suits them); this is RankNet over all pairs of the batch.
     """
 
-    takes_logits = False
     ranks_within_batch = True
 
-    def __init__(self, scale: float = 20.0) -> None:
+    def __init__(self, scale: float = 20.0, on_logits: bool = False) -> None:
         super().__init__()
         self.scale = scale
+        self.takes_logits = on_logits
 
     def forward(self, score: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         score = score.float() * self.scale

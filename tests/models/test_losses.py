@@ -40,3 +40,13 @@ def test_weighted_sum_adds_its_parts_with_weights() -> None:
 def test_weighted_sum_refuses_mixing_logits_and_scores() -> None:
     with pytest.raises(ValueError, match="same input"):
         WeightedSum({"bce": BCELoss(), "cosine": CosineMSELoss()})
+
+
+def test_cosent_on_logits_ranks_raw_logits() -> None:
+    gold = torch.tensor([0.0, 0.5, 1.0])
+    loss = CoSENTLoss(scale=1.0, on_logits=True)
+    assert loss.takes_logits and not CoSENTLoss().takes_logits
+    assert loss(torch.tensor([-3.0, 0.0, 3.0]), gold) < loss(torch.tensor([3.0, 0.0, -3.0]), gold)
+    # with BCE it forms a logit-taking sum, and its ranking keeps the batches ungrouped
+    combined = WeightedSum({"bce": BCELoss(), "cosent": loss})
+    assert combined.takes_logits and combined.ranks_within_batch
