@@ -47,7 +47,7 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp cross_distil"
 # the soups average the same seed's models of the recipes they name, so they come after them;
 # cross_soup's ingredients share cross_from_sick's first stage (copied into its stage1/ for the time)
 
@@ -82,6 +82,17 @@ stages() {  # seed: the first stage of every two-stage recipe
   start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
+distil_stage() {  # seed: cross_distil's silver pairs (labelled by the same seed's bi_soup) and its third
+  # stage on them, from cross_from_sick_msrp's MSRP stage; needs both trained first
+  local silver=experiments/silver/stsb-train-bi_soup-seed$1.tsv
+  wanted cross_distil || return 0
+  [ -f "experiments/runs/cross_distil/seed$1/metrics.json" ] && return 0
+  [ -f "$silver" ] || $PY augment.py teacher="experiments/runs/bi_soup/seed$1/model.pt" out="$silver" 'ranks=[2,20]' random_partners=1 seed="$1" \
+    || { echo "FAILED: cross_distil seed $1 silver pairs"; return 0; }
+  start_encoder cross_distil "$1" cross_best data.train="$silver" trainer.max_epochs=1 \
+    encoder.name_or_path="experiments/runs/cross_from_sick_msrp/seed$1/start_encoder"
+}
+
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
   local out=experiments/silver/stsb-train-neighbours1.tsv
   [ -f "$out" ] && return 0
@@ -95,6 +106,7 @@ silver
 run zero_shot 0
 stages 0
 for exp in $FINETUNED bi_frozen_mlp cross_frozen_cls; do
+  [ "$exp" = cross_distil ] && distil_stage 0
   run "$exp" 0
 done
 # ablation: row 4 with length-grouped batches (the default for losses that do not rank within a batch)
@@ -107,6 +119,11 @@ run_as bi_cosine_batch32 bi_cosine_3ep 0 data.batch_size=32
 run_as bi_cosine_ema_5ep bi_cosine_ema 0 trainer.max_epochs=5
 run_as bi_cosine_nodrop bi_cosine_3ep 0 encoder.dropout=0.0
 run_as bi_cosine_random bi_cosine_3ep 0 data.group_by_length=false
+# cross-encoder probes from cross_from_sick_msrp's MSRP stage (seed 0): CoSENT ranking of the logits
+# added to BCE, 5 instead of 3 epochs, and cross_soup with the MSRP model as a fourth ingredient
+run_as cross_msrp_bce_cosent cross_from_sick_msrp 0 loss=bce_cosent
+run_as cross_msrp_5ep cross_from_sick_msrp 0 trainer.max_epochs=5
+run_as cross_soup_msrp cross_soup 0 'soup.ingredients=[experiments/runs/cross_from_sick_msrp/seed0/model.pt,experiments/runs/cross_from_sick_ema_nodrop/seed0/model.pt,experiments/runs/cross_from_sick_ema/seed0/model.pt,experiments/runs/cross_from_sick/seed0/model.pt]'
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
@@ -121,6 +138,7 @@ for s in $SEEDS; do
   [ "$s" = 0 ] && continue
   stages "$s"
   for exp in $FINETUNED; do
+    [ "$exp" = cross_distil ] && distil_stage "$s"
     run "$exp" "$s"
   done
 done
