@@ -47,7 +47,7 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp cross_distil"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup"
 # the soups average the same seed's models of the recipes they name, so they come after them;
 # cross_soup's ingredients share cross_from_sick's first stage (copied into its stage1/ for the time)
 
@@ -64,10 +64,11 @@ start_encoder() {  # experiment seed stage1-experiment [overrides]: a two-stage 
   $PY export.py ckpt="$stage/model.pt" format=hf out="$out" > /dev/null
 }
 
-share_stage() {  # experiment seed other: count <other>'s first stage in <experiment>'s train seconds
-  local from=experiments/runs/$3/seed$2/stage1/metrics.json to=experiments/runs/$1/seed$2/stage1
+share_stage() {  # experiment seed metrics-file folder: count a stage (or teacher) trained for another
+  # row in <experiment>'s train seconds (report.py adds every stage*/metrics.json)
+  local to=experiments/runs/$1/seed$2/$4
   wanted "$1" || return 0
-  [ -f "$from" ] && [ ! -f "$to/metrics.json" ] && mkdir -p "$to" && cp "$from" "$to/"
+  [ -f "$3" ] && [ ! -f "$to/metrics.json" ] && mkdir -p "$to" && cp "$3" "$to/metrics.json"
   return 0
 }
 
@@ -76,9 +77,10 @@ stages() {  # seed: the first stage of every two-stage recipe
   start_encoder cross_from_sick "$1" cross_best data=sick
   start_encoder cross_from_sick_ema "$1" cross_best data=sick
   start_encoder cross_from_sick_ema_nodrop "$1" cross_best data=sick
-  share_stage cross_soup "$1" cross_from_sick
+  share_stage cross_soup "$1" "experiments/runs/cross_from_sick/seed$1/stage1/metrics.json" stage1
   # second intermediate stage on MSRP, from cross_from_sick's SICK stage (trained just above)
   start_encoder cross_from_sick_msrp "$1" cross_best data=msrp encoder.name_or_path=experiments/runs/cross_from_sick/seed$1/start_encoder
+  share_stage cross_from_sick_msrp "$1" "experiments/runs/cross_from_sick/seed$1/stage1/metrics.json" stage0_sick
   start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
@@ -86,11 +88,31 @@ distil_stage() {  # seed: cross_distil's silver pairs (labelled by the same seed
   # stage on them, from cross_from_sick_msrp's MSRP stage; needs both trained first
   local silver=experiments/silver/stsb-train-bi_soup-seed$1.tsv
   wanted cross_distil || return 0
+  share_stage cross_distil "$1" "experiments/runs/cross_from_sick/seed$1/stage1/metrics.json" stage0_sick
+  share_stage cross_distil "$1" "experiments/runs/cross_from_sick_msrp/seed$1/stage1/metrics.json" stage0_msrp
+  share_stage cross_distil "$1" "experiments/runs/bi_soup/seed$1/metrics.json" stage0_teacher
   [ -f "experiments/runs/cross_distil/seed$1/metrics.json" ] && return 0
   [ -f "$silver" ] || $PY augment.py teacher="experiments/runs/bi_soup/seed$1/model.pt" out="$silver" 'ranks=[2,20]' random_partners=1 seed="$1" \
     || { echo "FAILED: cross_distil seed $1 silver pairs"; return 0; }
   start_encoder cross_distil "$1" cross_best data.train="$silver" trainer.max_epochs=1 \
     encoder.name_or_path="experiments/runs/cross_from_sick_msrp/seed$1/start_encoder"
+}
+
+distil_run() {  # experiment seed: run a $FINETUNED row; cross_distil* rows get their distilled stages first
+  case $1 in
+    cross_distil) distil_stage "$2"; run cross_distil "$2" ;;
+    cross_distil_lr2e-5)  # cross_distil's gold stage at row 6's encoder lr, from the same distilled encoder
+      share_distil "$1" "$2"; run_as cross_distil_lr2e-5 cross_distil "$2" model.encoder_lr=2e-5 ;;
+    cross_distil_soup) share_distil "$1" "$2"; run cross_distil_soup "$2" ;;
+    *) run "$1" "$2" ;;
+  esac
+}
+
+share_distil() {  # experiment seed: count cross_distil's stages (and teacher) in a row built on them
+  local from=experiments/runs/cross_distil/seed$2 stage
+  for stage in stage0_sick stage0_msrp stage0_teacher stage1; do
+    share_stage "$1" "$2" "$from/$stage/metrics.json" "$([ $stage = stage1 ] && echo stage0_silver || echo $stage)"
+  done
 }
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
@@ -106,8 +128,7 @@ silver
 run zero_shot 0
 stages 0
 for exp in $FINETUNED bi_frozen_mlp cross_frozen_cls; do
-  [ "$exp" = cross_distil ] && distil_stage 0
-  run "$exp" 0
+  distil_run "$exp" 0
 done
 # ablation: row 4 with length-grouped batches (the default for losses that do not rank within a batch)
 run_as bi_finetuned_cosent_length_grouped bi_finetuned_cosent 0 data.group_by_length=true
@@ -138,8 +159,7 @@ for s in $SEEDS; do
   [ "$s" = 0 ] && continue
   stages "$s"
   for exp in $FINETUNED; do
-    [ "$exp" = cross_distil ] && distil_stage "$s"
-    run "$exp" "$s"
+    distil_run "$exp" "$s"
   done
 done
 $PY experiments/report.py
