@@ -110,9 +110,10 @@ distil_run() {  # experiment seed: run a $FINETUNED row; cross_distil* rows get 
 
 share_distil() {  # experiment seed: count cross_distil's stages (and teacher) in a row built on them
   local from=experiments/runs/cross_distil/seed$2 stage
-  for stage in stage0_sick stage0_msrp stage0_teacher stage1; do
-    share_stage "$1" "$2" "$from/$stage/metrics.json" "$([ $stage = stage1 ] && echo stage0_silver || echo $stage)"
+  for stage in stage0_sick stage0_msrp stage0_teacher; do
+    share_stage "$1" "$2" "$from/$stage/metrics.json" "$stage"
   done
+  share_stage "$1" "$2" "$from/stage1/metrics.json" stage0_silver
 }
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders

@@ -42,15 +42,14 @@ def neighbour_pairs(embeddings: torch.Tensor, ranks: Sequence[int], exclude: set
             seen.add(key)
             out.append(key)
 
-    for start in range(0, n, block):
+    for start in range(0, n if len(picks) else 0, block):  # no rank below n: no similarities needed
         rows = torch.arange(start, min(start + block, n))
         sims = unit[rows] @ unit.T
         sims[torch.arange(len(rows)), rows] = float("-inf")
-        if len(picks):
-            top = sims.topk(int(picks.max()) + 1, dim=1).indices[:, picks]
-            for i, partners in zip(rows.tolist(), top.tolist()):
-                for j in partners:
-                    add(i, j)
+        top = sims.topk(int(picks.max()) + 1, dim=1).indices[:, picks]
+        for i, partners in zip(rows.tolist(), top.tolist()):
+            for j in partners:
+                add(i, j)
     if random_partners:
         rng = np.random.default_rng(seed)
         for i in range(n):
