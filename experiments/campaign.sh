@@ -47,7 +47,7 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup cross_distil_wide cross_distil_soup_both"
 # the soups average the same seed's models of the recipes they name, so they come after them;
 # cross_soup's ingredients share cross_from_sick's first stage (copied into its stage1/ for the time)
 
@@ -84,26 +84,32 @@ stages() {  # seed: the first stage of every two-stage recipe
   start_encoder bi_from_sick "$1" bi_cosine_3ep data=sick
 }
 
-distil_stage() {  # seed: cross_distil's silver pairs (labelled by the same seed's bi_soup) and its third
-  # stage on them, from cross_from_sick_msrp's MSRP stage; needs both trained first
-  local silver=experiments/silver/stsb-train-bi_soup-seed$1.tsv
-  wanted cross_distil || return 0
-  share_stage cross_distil "$1" "experiments/runs/cross_from_sick/seed$1/stage1/metrics.json" stage0_sick
-  share_stage cross_distil "$1" "experiments/runs/cross_from_sick_msrp/seed$1/stage1/metrics.json" stage0_msrp
-  share_stage cross_distil "$1" "experiments/runs/bi_soup/seed$1/metrics.json" stage0_teacher
-  [ -f "experiments/runs/cross_distil/seed$1/metrics.json" ] && return 0
-  [ -f "$silver" ] || $PY augment.py teacher="experiments/runs/bi_soup/seed$1/model.pt" out="$silver" 'ranks=[2,20]' random_partners=1 seed="$1" \
-    || { echo "FAILED: cross_distil seed $1 silver pairs"; return 0; }
-  start_encoder cross_distil "$1" cross_best data.train="$silver" trainer.max_epochs=1 \
-    encoder.name_or_path="experiments/runs/cross_from_sick_msrp/seed$1/start_encoder"
+distil_stage() {  # experiment seed ranks random-partners: a distilled row's silver pairs (from the
+  # same seed's bi_soup neighbours of those ranks plus random partners, labelled by bi_soup) and its
+  # third stage on them, from cross_from_sick_msrp's MSRP stage; needs both trained first
+  local exp=$1 seed=$2 ranks=$3 partners=$4
+  local silver=experiments/silver/stsb-train-bi_soup-$exp-seed$seed.tsv
+  [ "$exp" = cross_distil ] && silver=experiments/silver/stsb-train-bi_soup-seed$seed.tsv
+  wanted "$exp" || return 0
+  share_stage "$exp" "$seed" "experiments/runs/cross_from_sick/seed$seed/stage1/metrics.json" stage0_sick
+  share_stage "$exp" "$seed" "experiments/runs/cross_from_sick_msrp/seed$seed/stage1/metrics.json" stage0_msrp
+  share_stage "$exp" "$seed" "experiments/runs/bi_soup/seed$seed/metrics.json" stage0_teacher
+  [ -f "experiments/runs/$exp/seed$seed/metrics.json" ] && return 0
+  [ -f "$silver" ] || $PY augment.py teacher="experiments/runs/bi_soup/seed$seed/model.pt" out="$silver" "ranks=$ranks" random_partners="$partners" seed="$seed" \
+    || { echo "FAILED: $exp seed $seed silver pairs"; return 0; }
+  start_encoder "$exp" "$seed" cross_best data.train="$silver" trainer.max_epochs=1 \
+    encoder.name_or_path="experiments/runs/cross_from_sick_msrp/seed$seed/start_encoder"
 }
 
 distil_run() {  # experiment seed: run a $FINETUNED row; cross_distil* rows get their distilled stages first
   case $1 in
-    cross_distil) distil_stage "$2"; run cross_distil "$2" ;;
+    cross_distil) distil_stage cross_distil "$2" '[2,20]' 1; run cross_distil "$2" ;;
+    cross_distil_wide) distil_stage cross_distil_wide "$2" '[2,5,10,20,50]' 1; run cross_distil_wide "$2" ;;
     cross_distil_lr2e-5)  # cross_distil's gold stage at row 6's encoder lr, from the same distilled encoder
       share_distil "$1" "$2"; run_as cross_distil_lr2e-5 cross_distil "$2" model.encoder_lr=2e-5 ;;
     cross_distil_soup) share_distil "$1" "$2"; run cross_distil_soup "$2" ;;
+    cross_distil_soup_both)  # the same soup, chosen on dev and scored with every pair read in both orders
+      share_distil "$1" "$2"; run_as cross_distil_soup_both cross_distil_soup "$2" model.both_orders=true ;;
     *) run "$1" "$2" ;;
   esac
 }
@@ -115,6 +121,19 @@ share_distil() {  # experiment seed: count cross_distil's stages (and teacher) i
   done
   share_stage "$1" "$2" "$from/stage1/metrics.json" stage0_silver
 }
+
+rescore_both() {  # experiment seed: a cross-encoder row's model (trained and recorded scoring pairs as
+  # given) scored in both orders on dev and test, for report.py's both-orders table
+  local dir=experiments/runs/$1/seed$2 split
+  wanted "$1" || return 0
+  [ -f "$dir/model.pt" ] || return 0
+  for split in val test; do
+    [ -f "$dir/both_orders/$split.json" ] && continue
+    $PY evaluate.py ckpt="$dir/model.pt" split=$split both_orders=true out_dir="$dir/both_orders/$split" progress=false > /dev/null || return 0
+    cp "$dir/both_orders/$split/metrics.json" "$dir/both_orders/$split.json"
+  done
+}
+RESCORED="cross_finetuned cross_best cross_from_sick_ema cross_from_sick_msrp cross_soup cross_distil cross_distil_lr2e-5 cross_distil_soup"
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
   local out=experiments/silver/stsb-train-neighbours1.tsv
@@ -161,6 +180,11 @@ for s in $SEEDS; do
   stages "$s"
   for exp in $FINETUNED; do
     distil_run "$exp" "$s"
+  done
+done
+for s in $SEEDS; do
+  for exp in $RESCORED; do
+    rescore_both "$exp" "$s"
   done
 done
 $PY experiments/report.py

@@ -3,7 +3,8 @@
     python experiments/report.py
 
 Reads experiments/runs/<experiment>/seed<k>/metrics.json (written by train.py), the transfer
-evaluations beside them (transfer/<data>.json) and experiments/peer/*.json (written by
+evaluations beside them (transfer/<data>.json), the both-orders rescoring of cross-encoders
+(both_orders/<split>.json) and experiments/peer/*.json (written by
 peer_sentence_transformers.py). Nothing here is typed by hand except the published anchors.
 """
 from __future__ import annotations
@@ -20,7 +21,8 @@ ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cose
          "bi_cosine_3ep", "bi_cosent_cosine", "bi_cosine_cosent_aux", "bi_augsbert", "cross_mean_pool", "cross_symmetric", "cross_augsbert", "cross_same_token_types",
          "bi_cosine_ema", "bi_cosine_llrd", "cross_from_bi", "cross_from_sick", "cross_from_sick_ema", "bi_from_sick", "bi_finetuned_cosent_length_grouped", "bi_cosine_lr8e-5", "bi_cosent_lr8e-5", "bi_cosine_batch32", "bi_soup", "cross_from_sick_ema_nodrop", "cross_soup",
          "bi_cosine_ema_5ep", "bi_cosine_nodrop", "bi_cosine_random", "cross_from_sick_msrp",
-         "cross_msrp_bce_cosent", "cross_msrp_5ep", "cross_soup_msrp", "cross_distil", "cross_distil_lr2e-5", "cross_distil_soup"]
+         "cross_msrp_bce_cosent", "cross_msrp_5ep", "cross_soup_msrp", "cross_distil", "cross_distil_lr2e-5", "cross_distil_soup",
+         "cross_distil_wide", "cross_distil_soup_both"]
 # issue 3's targets: dev-chosen recipe's mean test Spearman, and the peer's best-known recipe + margin
 TARGETS = {"BiEncoder": (86.0, 85.54, 0.5), "CrossEncoder": (85.0, 82.93, 2.0)}
 PUBLISHED = [
@@ -122,6 +124,26 @@ def transfer_table(runs: list[dict]) -> str | None:
     return md_table(rows) if len(rows) > 1 else None
 
 
+def both_orders_table(runs: list[dict]) -> str | None:
+    """Cross-encoders trained and recorded scoring each pair as given, rescored in both orders by
+    `evaluate.py both_orders=true` (experiments/campaign.sh rescore_both): mean over the seeds rescored."""
+    groups: dict[str, list[tuple[dict, dict, dict]]] = {}
+    for r in runs:
+        files = [r["_dir"] / "both_orders" / f"{split}.json" for split in ("val", "test")]
+        if all(f.is_file() for f in files):
+            val, test = (json.loads(f.read_text())["metrics"]["all"] for f in files)
+            groups.setdefault(r["experiment"], []).append((r, val, test))
+    if not groups:
+        return None
+    rows = [["experiment", "seeds", "dev as given", "dev both orders", "dev change", "test as given", "test both orders", "test change"]]
+    for name, group in groups.items():
+        dev0, dev1 = [r["dev_spearman"] for r, _, _ in group], [round(100 * v["spearman"], 2) for _, v, _ in group]
+        test0, test1 = [r["test_spearman"] for r, _, _ in group], [round(100 * t["spearman"], 2) for _, _, t in group]
+        change = lambda after, before: f"{statistics.mean(after) - statistics.mean(before):+.2f}"  # noqa: E731
+        rows.append([name, str(len(group)), mean_std(dev0), mean_std(dev1), change(dev1, dev0), mean_std(test0), mean_std(test1), change(test1, test0)])
+    return md_table(rows)
+
+
 def peer_table() -> str | None:
     records = [json.loads(p.read_text()) for p in sorted(PEER.glob("*.json"))]
     if not records:
@@ -167,6 +189,16 @@ def main() -> None:
     peer = peer_table()
     if peer:
         parts += ["## Same-run comparison with sentence-transformers", "Both trained from the bundled all-MiniLM-L6-v2 with the same data, batch size, learning rate, warm-up, epochs and seed in one process; both scored on STS-B test by the same Spearman function.", peer]
+    both = both_orders_table(runs)
+    if both:
+        parts += [
+            "## Cross-encoders scored in both orders",
+            "A cross-encoder reads (s1, s2) jointly, so (s2, s1) scores differently. These models were trained and recorded scoring each pair as given; "
+            "here the same model files score every pair both ways and average the logits "
+            "(`python evaluate.py ckpt=experiments/runs/<experiment>/seed<k>/model.pt split=val|test both_orders=true`). "
+            "Rows above trained with `model.both_orders=true` choose their checkpoint and soup on that score.",
+            both,
+        ]
     transfer = transfer_table(runs)
     if transfer:
         parts += ["## Zero-shot transfer of the STS-B models", "SICK (train+trial, relatedness) and MSRP train (binary; accuracy/F1 at the threshold stored from STS-B dev).", transfer]

@@ -20,6 +20,7 @@ from sts.data.datamodule import SPLITS
 from sts.data.readers import Pairs
 from sts.errors import STSError
 from sts.metrics import pair_metrics
+from sts.models.cross_encoder import set_both_orders
 from sts.report import format_table
 from sts.scoring import Scorer, chunks, progress
 
@@ -126,7 +127,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.curve not in CURVES:
         raise STSError(f"curve={cfg.curve!r}: choose one of {CURVES}")
     pairs, positive_threshold = read_split(cfg.data, cfg.split)
-    module = checkpoint.load(cfg.ckpt)
+    module = set_both_orders(checkpoint.load(cfg.ckpt), cfg.get("both_orders"))
     threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
     scores = score_pairs(Scorer(module, cfg.batch_size, cfg.precision, cfg.device), pairs, cfg.chunk_size, cfg.progress)
     results = metrics_by_group(scores, pairs, positive_threshold, threshold)

@@ -169,6 +169,8 @@ def export(cfg: DictConfig) -> Path:
     if not out.parent.is_dir():
         raise STSError(f"{out.parent}: output directory does not exist")
     module = checkpoint.load(cfg.ckpt)
+    if getattr(module, "both_orders", False):
+        warnings.warn(f"{cfg.ckpt} scores each pair in both orders; a {cfg.format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

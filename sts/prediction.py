@@ -16,6 +16,7 @@ from sts import checkpoint
 from sts.data.readers import check_sentence
 from sts.data.tables import Table, TableWriter, atomic_output, table_format
 from sts.errors import InputError, STSError
+from sts.models.cross_encoder import set_both_orders
 from sts.report import format_table
 from sts.scoring import Scorer, chunks, count_lines, progress, score_distributed
 
@@ -96,7 +97,7 @@ def predict(cfg: DictConfig) -> Path:
         raise InputError(input_path, f"already has column(s) {clash}, which the output adds")
     output = Path(cfg.output) if cfg.output else default_output(input_path)
     output_format = check_output(input_path, output, cfg.overwrite)
-    module = checkpoint.load(cfg.ckpt)
+    module = set_both_orders(checkpoint.load(cfg.ckpt), cfg.get("both_orders"))
     threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise STSError(f"threshold={threshold}: must be between 0 and 1")

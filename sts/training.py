@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from sts import checkpoint, provenance, soup
 from sts.errors import STSError
 from sts.models import PairModule
+from sts.models.cross_encoder import set_both_orders
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
 from sts.report import format_table
 from sts.sweeps import isolate_multirun_job
@@ -87,6 +88,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ingredients = soup_ingredients(cfg, output_dir)
     if ingredients:
         model, states, ingredient_seconds = soup.load_ingredients(ingredients)
+        set_both_orders(model, cfg.model.get("both_orders"))  # a soup scores as this run's model config says
     else:
         model, ingredient_seconds = build_model(cfg), 0.0
     datamodule.attach(model)

@@ -42,6 +42,16 @@ def test_matches_what_training_measured(tiny_cfg, tmp_path: Path) -> None:
             assert record["metrics"]["all"][key] == pytest.approx(trained[f"{split}/{key}"], abs=1e-4)
 
 
+def test_cross_encoder_trained_to_score_both_orders_keeps_it_and_evaluate_can_override(tiny_cfg, tmp_path: Path) -> None:
+    cfg = tiny_cfg("model=cross_encoder", "model.both_orders=true", "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0")
+    trained = train(cfg)
+    assert checkpoint.load(cfg.model_file).both_orders is True
+    kept = evaluate(eval_cfg(cfg.model_file, tmp_path / "kept"))
+    given = evaluate(eval_cfg(cfg.model_file, tmp_path / "given", "both_orders=false"))
+    assert kept["metrics"]["all"]["spearman"] == pytest.approx(trained["test/spearman"], abs=1e-4)  # training measured both orders too
+    assert given["metrics"]["all"]["spearman"] != pytest.approx(kept["metrics"]["all"]["spearman"], abs=1e-4)
+
+
 def test_own_binary_file_roc_curve_and_threshold(tiny_model_file: Path, tmp_path: Path) -> None:
     data = tmp_path / "mine.csv"
     data.write_text("sentence1,sentence2,label\na cat sits,a cat is sitting,1\nstocks fell,a dog runs,0\nhe left,he went away,1\nrain today,the sun is hot,0\n")

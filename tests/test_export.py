@@ -88,6 +88,14 @@ def test_mean_pooled_cross_encoder_is_not_exported_as_a_cls_classifier(tiny_cros
         sequence_classifier(module)
 
 
+def test_exporting_a_cross_encoder_that_scores_both_orders_warns_it_scores_one(tiny_cross_model_file: Path, tmp_path: Path) -> None:
+    module = checkpoint.load(tiny_cross_model_file)
+    module.both_orders = True
+    both = checkpoint.save(module, tmp_path / "both.pt")
+    with pytest.warns(UserWarning, match="both orders"):
+        run_export(both, tmp_path / "hf", "hf")
+
+
 @pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
 def test_onnx_graph_same_scores(model_file: str, request, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")

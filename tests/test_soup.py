@@ -77,6 +77,14 @@ def test_a_soup_needs_two_ingredients_of_one_architecture(tiny_cfg, tiny_model_f
         train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{tiny_cross_model_file}'],grid_step:0.25}}"))
 
 
+def test_a_soup_scores_as_its_model_config_says(tiny_cfg, tiny_cross_model_file) -> None:
+    assert checkpoint.load(tiny_cross_model_file).both_orders is False
+    f = tiny_cross_model_file
+    cfg = tiny_cfg("model=cross_encoder", "model.both_orders=true", f"soup={{ingredients:['{f}','{f}'],grid_step:0.5}}")
+    train(cfg)
+    assert checkpoint.load(cfg.model_file).both_orders is True
+
+
 def test_ingredient_patches_replace_target_nodes_merge_the_rest_and_leave_the_run_alone(tiny_cfg, tmp_path) -> None:
     from sts.training import ingredient_config
 

@@ -1,7 +1,7 @@
 """Tokenise once, pad per batch: the two steps between text and tensors.
 
 A bi-encoder sees each side on its own (`a`, `b`); a cross-encoder sees both sides joined
-(`ab`: [CLS] s1 [SEP] s2 [SEP] with token types).
+(`ab`: [CLS] s1 [SEP] s2 [SEP] with token types; `ba` the reverse, to score both orders).
 """
 from __future__ import annotations
 
@@ -30,9 +30,16 @@ def tokenize(tokenizer: Any, s1: Sequence[str], s2: Sequence[str] | None, max_le
     return out
 
 
-def tokenize_pairs(tokenizer: Any, s1: Sequence[str], s2: Sequence[str], max_length: int, joint: bool) -> dict[str, dict[str, list[list[int]]]]:
+def tokenize_pairs(
+    tokenizer: Any, s1: Sequence[str], s2: Sequence[str], max_length: int, joint: bool, both_orders: bool = False
+) -> dict[str, dict[str, list[list[int]]]]:
+    """Bi-encoder: each side alone (`a`, `b`). Cross-encoder: the joined pair (`ab`) and, with
+    `both_orders`, the reversed one (`ba`) too."""
     if joint:
-        return {"ab": tokenize(tokenizer, s1, s2, max_length)}
+        out = {"ab": tokenize(tokenizer, s1, s2, max_length)}
+        if both_orders:
+            out["ba"] = tokenize(tokenizer, s2, s1, max_length)
+        return out
     return {"a": tokenize(tokenizer, s1, None, max_length), "b": tokenize(tokenizer, s2, None, max_length)}
 
 

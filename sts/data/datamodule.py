@@ -56,6 +56,7 @@ class PairDataModule(L.LightningDataModule):
         self.group_by_length = group_by_length
         self.symmetric = symmetric
         self.tokenizer, self.max_length, self.joint = tokenizer, max_length, joint
+        self.both_orders = False
         self._positive_threshold = positive_threshold
         self.pairs: dict[str, Pairs] = {}
         self.datasets: dict[str, TokenizedPairs] = {}
@@ -72,8 +73,10 @@ class PairDataModule(L.LightningDataModule):
     def attach(self, model: Any) -> None:
         """Take tokenizer, max_length and input layout from the model the data will feed; with
         group_by_length unset, in-batch ranking losses (CoSENT) get random, ungrouped batches, since
-        batches of similar-length pairs narrow what each batch ranks."""
+        batches of similar-length pairs narrow what each batch ranks. A cross-encoder that scores
+        both orders gets the reversed pairs in its evaluation splits."""
         self.tokenizer, self.max_length, self.joint = model.tokenizer, model.max_length, model.joint
+        self.both_orders = bool(getattr(model, "both_orders", False))
         if self.group_by_length is None:
             self.group_by_length = not getattr(model.loss_fn, "ranks_within_batch", False)
 
@@ -100,7 +103,8 @@ class PairDataModule(L.LightningDataModule):
                 pairs = self.pairs[split] = pairs.subset(self._length_order(pairs))
             elif self.symmetric and self.joint:
                 pairs = pairs.swapped_too()
-            enc = tokenize_pairs(self.tokenizer, pairs.sentence1, pairs.sentence2, self.max_length, self.joint)
+            both = self.both_orders and split != "train"
+            enc = tokenize_pairs(self.tokenizer, pairs.sentence1, pairs.sentence2, self.max_length, self.joint, both)
             self.datasets[split] = TokenizedPairs(enc, pairs.gold)
 
     def _length_order(self, pairs: Pairs) -> np.ndarray:

@@ -1,7 +1,12 @@
 """Cross-encoder: [CLS] s1 [SEP] s2 [SEP] through the encoder, a head on the [CLS] state (or the
 mean of all token states, `pooling=mean`, for encoders trained with mean pooling), one logit,
 sigmoid for the score. The head mirrors BertForSequenceClassification (dense + tanh
-pooler, dropout, linear) and starts from the encoder's own pooler weights when it has them."""
+pooler, dropout, linear) and starts from the encoder's own pooler weights when it has them.
+
+The joint input is not symmetric: (a, b) and (b, a) get different scores. `both_orders` scores
+every pair in both orders and averages the two logits wherever the model measures or predicts
+(dev, test, predict.py), at twice the scoring cost; training still sees each pair as given
+(data.symmetric trains on both)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,8 +23,11 @@ from sts.models.encoder import POOLING_MODES, detach_pooler, pool
 class CrossEncoder(PairModule):
     joint = True
 
-    def __init__(self, *args: Any, pooling: str = "cls", head_dropout: float = 0.1, same_token_types: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, pooling: str = "cls", head_dropout: float = 0.1, same_token_types: bool = False, both_orders: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.both_orders = both_orders
         if pooling not in POOLING_MODES:
             raise STSError(f"model.pooling={pooling!r}: choose one of {POOLING_MODES}")
         self.pooling = pooling
@@ -48,17 +56,37 @@ class CrossEncoder(PairModule):
 
     def extra_hparams(self) -> dict[str, Any]:
         # same_token_types acts once, at initialisation: a loaded checkpoint keeps its trained rows
-        return {"pooling": self.pooling, "head_dropout": self.head_dropout}
+        return {"pooling": self.pooling, "head_dropout": self.head_dropout, "both_orders": self.both_orders}
 
     def logit(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         pooled = pool(self.encoder(**features).last_hidden_state, features["attention_mask"], self.pooling)
         return self.classifier(self.dropout(torch.tanh(self.dense(pooled)))).squeeze(-1)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        if self.both_orders and not self.training:
+            if "ba" not in batch:
+                raise STSError("model.both_orders=true: evaluation batches need the reversed pairs ('ba'); PairDataModule.attach(model) adds them")
+            return (self.logit(batch["ab"]) + self.logit(batch["ba"])) / 2
         return self.logit(batch["ab"])
 
     def activation(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(raw)
 
     def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int) -> torch.Tensor:
-        return self.activation(self._by_length(self._tokenize(texts1, texts2), batch_size, self.logit))
+        logits = self._by_length(self._tokenize(texts1, texts2), batch_size, self.logit)
+        if self.both_orders:
+            logits = (logits + self._by_length(self._tokenize(texts2, texts1), batch_size, self.logit)) / 2
+        return self.activation(logits)
+
+
+def set_both_orders(module: PairModule, value: bool | None) -> PairModule:
+    """Override how a loaded model scores (predict/evaluate `both_orders=`, a soup's model config):
+    None keeps the model's own setting. A bi-encoder's cosine is symmetric already."""
+    if value is None:
+        return module
+    if not isinstance(module, CrossEncoder):
+        if value:
+            raise STSError(f"both_orders=true: the model is a {type(module).__name__}, whose cosine is symmetric already; only cross-encoders take it")
+        return module
+    module.both_orders = bool(value)
+    return module

@@ -71,3 +71,20 @@ def test_symmetric_adds_reversed_pairs_to_cross_encoder_training_only(tokenizer,
     assert train.encodings["ab"]["input_ids"][0] == plain.datasets["train"].encodings["ab"]["input_ids"][0]
     assert (train.gold[n:] == train.gold[:n]).all()
     assert len(both.datasets["val"]) == len(plain.datasets["val"])  # evaluation reads each pair once
+
+
+def test_a_cross_encoder_scoring_both_orders_gets_reversed_evaluation_pairs(tiny_encoder: str, tokenizer) -> None:
+    from transformers import AutoModel
+
+    from sts.models import CrossEncoder
+
+    model = CrossEncoder(encoder=AutoModel.from_pretrained(tiny_encoder), tokenizer=tokenizer, max_length=64, both_orders=True)
+    dm = PairDataModule(resource("stsb/sts-dev.csv"), resource("stsb/sts-test.csv"), None, format="stsb", batch_size=8)
+    dm.attach(model)
+    dm.setup("fit")
+    assert set(dm.datasets["train"].encodings) == {"ab"}  # training reads the pairs as given
+    val, pairs = dm.datasets["val"], dm.pairs["val"]
+    assert set(val.encodings) == {"ab", "ba"}
+    assert val.encodings["ba"]["input_ids"][0] == tokenizer(pairs.sentence2[0], pairs.sentence1[0], truncation=True, max_length=64)["input_ids"]
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["ba"]["input_ids"].shape[0] == batch["ab"]["input_ids"].shape[0]

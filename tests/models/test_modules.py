@@ -114,3 +114,46 @@ def test_same_token_types_starts_sentence_b_like_sentence_a(tiny_encoder: str) -
     assert torch.equal(types[0], types[1])
     assert not torch.equal(*plain.encoder.embeddings.token_type_embeddings.weight)  # the default keeps the checkpoint's rows
     assert torch.equal(types[0], plain.encoder.embeddings.token_type_embeddings.weight[0])
+
+
+def test_both_orders_averages_the_logits_of_each_pair_and_its_reverse(tiny_encoder: str) -> None:
+    plain, both = make(CrossEncoder, tiny_encoder).eval(), make(CrossEncoder, tiny_encoder, both_orders=True).eval()
+    with torch.no_grad():  # an untrained head scores every pair near 0.5; widen it so orders differ
+        plain.classifier.weight.normal_(std=2.0)
+    both.load_state_dict(plain.state_dict())
+    assert both.extra_hparams()["both_orders"] is True
+    forward, backward = plain.score_texts(S1, S2, clip=False), plain.score_texts(S2, S1, clip=False)
+    assert abs(forward - backward).max() > 1e-3  # the joint input is not symmetric
+    logit = lambda p: torch.logit(torch.as_tensor(p, dtype=torch.float64))  # noqa: E731
+    expected = torch.sigmoid((logit(forward) + logit(backward)) / 2).numpy()
+    assert both.score_texts(S1, S2, clip=False) == pytest.approx(expected, abs=1e-5)
+    assert both.score_texts(S1, S2, clip=False) == pytest.approx(both.score_texts(S2, S1, clip=False), abs=1e-6)
+
+
+def test_both_orders_batches_need_the_reversed_pairs_in_evaluation_only(tiny_encoder: str) -> None:
+    module = make(CrossEncoder, tiny_encoder, both_orders=True)
+    enc = tokenize_pairs(module.tokenizer, S1, S2, 32, joint=True, both_orders=True)
+    batch = {side: pad(e, module.tokenizer.pad_token_id) for side, e in enc.items()}
+    module.eval()
+    with torch.no_grad():
+        expected = (module.logit(batch["ab"]) + module.logit(batch["ba"])) / 2
+        assert torch.allclose(module(batch), expected, atol=1e-6)
+        with pytest.raises(STSError, match="both_orders"):
+            module({"ab": batch["ab"]})
+    module.train()
+    module.dropout.p = 0.0
+    module.encoder.eval()
+    with torch.no_grad():  # training reads each pair as given
+        assert torch.allclose(module({"ab": batch["ab"]}), module.logit(batch["ab"]), atol=1e-6)
+
+
+def test_set_both_orders_overrides_a_cross_encoder_and_refuses_a_bi_encoder(tiny_encoder: str) -> None:
+    from sts.models.cross_encoder import set_both_orders
+
+    cross = make(CrossEncoder, tiny_encoder)
+    assert set_both_orders(cross, None).both_orders is False
+    assert set_both_orders(cross, True).both_orders is True
+    bi = make(BiEncoder, tiny_encoder)
+    assert set_both_orders(bi, False) is bi
+    with pytest.raises(STSError, match="symmetric"):
+        set_both_orders(bi, True)
