@@ -133,7 +133,7 @@ rescore_both() {  # experiment seed: a cross-encoder row's model (trained and re
     cp "$dir/both_orders/$split/metrics.json" "$dir/both_orders/$split.json"
   done
 }
-RESCORED="cross_finetuned cross_best cross_from_sick_ema cross_from_sick_msrp cross_soup cross_distil cross_distil_lr2e-5 cross_distil_soup"
+RESCORED="cross_finetuned cross_best cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup"
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
   local out=experiments/silver/stsb-train-neighbours1.tsv
