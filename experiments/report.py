@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUNS, PEER = HERE / "runs", HERE / "peer"
 COLUMNS = ["experiment", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
-ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "bi_best", "cross_best",
+ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "cross_finetuned_random", "cross_finetuned_head_lr", "cross_finetuned_same_types", "bi_best", "cross_best",
          "bi_cosine_3ep", "bi_cosent_cosine", "bi_cosine_cosent_aux", "bi_augsbert", "cross_mean_pool", "cross_symmetric", "cross_augsbert", "cross_same_token_types",
          "bi_cosine_ema", "bi_cosine_llrd", "cross_from_bi", "cross_from_sick", "cross_from_sick_ema", "bi_from_sick", "bi_finetuned_cosent_length_grouped", "bi_cosine_lr8e-5", "bi_cosent_lr8e-5", "bi_cosine_batch32", "bi_soup", "cross_from_sick_ema_nodrop", "cross_soup",
          "bi_cosine_ema_5ep", "bi_cosine_nodrop", "bi_cosine_random", "cross_from_sick_msrp",
@@ -148,11 +148,11 @@ def peer_table() -> str | None:
     records = [json.loads(p.read_text()) for p in sorted(PEER.glob("*.json"))]
     if not records:
         return None
-    rows = [["arch", "loss", "epochs", "lr", "batch", "seed", "our overrides", "sentence-transformers", "ours", "ours - peer", "peer s", "ours s", "command"]]
+    rows = [["arch", "loss", "epochs", "lr", "batch", "seed", "our overrides", "ours dev", "sentence-transformers", "ours", "ours - peer", "peer s", "ours s", "command"]]
     for r in records:
         rows.append([
             r["arch"], r["loss"], str(r["epochs"]), f"{r['lr']:g}", str(r["batch_size"]), str(r["seed"]), " ".join(r["ours_overrides"]) or "-",
-            f"{r['peer_test_spearman']:.2f}", f"{r['ours_test_spearman']:.2f}", f"{r['difference']:+.2f}",
+            f"{r['ours_dev_spearman']:.2f}", f"{r['peer_test_spearman']:.2f}", f"{r['ours_test_spearman']:.2f}", f"{r['difference']:+.2f}",
             f"{r['peer_train_seconds']:.0f}", f"{r['ours_train_seconds']:.0f}", f"`{r['command']}`",
         ])
     groups: dict[tuple, list[dict]] = {}
@@ -161,8 +161,9 @@ def peer_table() -> str | None:
     for (arch, loss, epochs, lr, batch, overrides), group in groups.items():
         if len(group) > 1:
             peer, ours = [r["peer_test_spearman"] for r in group], [r["ours_test_spearman"] for r in group]
+            dev = [r["ours_dev_spearman"] for r in group]
             rows.append([
-                arch, loss, str(epochs), f"{lr:g}", str(batch), f"mean of {len(group)}", " ".join(overrides) or "-", mean_std(peer), mean_std(ours),
+                arch, loss, str(epochs), f"{lr:g}", str(batch), f"mean of {len(group)}", " ".join(overrides) or "-", mean_std(dev), mean_std(peer), mean_std(ours),
                 f"{statistics.mean(ours) - statistics.mean(peer):+.2f}", "", "", "",
             ])
     return md_table(rows)
