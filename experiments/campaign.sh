@@ -47,7 +47,7 @@ transfer() {  # experiment seed [data...]: zero-shot transfer of an STS-B model 
 }
 
 # rows 3-6, then the row-7 candidates (report.py picks each architecture's recipe on dev)
-FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup cross_distil_wide cross_distil_soup_both"
+FINETUNED="bi_finetuned_cosine bi_finetuned_cosent cross_finetuned bi_best cross_best bi_cosine_3ep bi_cosent_cosine cross_mean_pool cross_symmetric bi_cosine_cosent_aux bi_augsbert cross_augsbert cross_same_token_types bi_cosine_ema bi_cosine_llrd cross_from_bi cross_from_sick cross_from_sick_ema bi_from_sick bi_soup cross_from_sick_ema_nodrop cross_soup cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup cross_distil_wide cross_distil_soup_both cross_finetuned_random cross_finetuned_head_lr cross_finetuned_same_types cross_finetuned_random_same_types cross_finetuned_mean_pool"
 # the soups average the same seed's models of the recipes they name, so they come after them;
 # cross_soup's ingredients share cross_from_sick's first stage (copied into its stage1/ for the time)
 
@@ -110,6 +110,16 @@ distil_run() {  # experiment seed: run a $FINETUNED row; cross_distil* rows get 
     cross_distil_soup) share_distil "$1" "$2"; run cross_distil_soup "$2" ;;
     cross_distil_soup_both)  # the same soup, chosen on dev and scored with every pair read in both orders
       share_distil "$1" "$2"; run_as cross_distil_soup_both cross_distil_soup "$2" model.both_orders=true ;;
+    cross_finetuned_random)  # row 6 (the peer's settings) with random instead of length-grouped batches
+      run_as cross_finetuned_random cross_finetuned "$2" data.group_by_length=false ;;
+    cross_finetuned_head_lr)  # row 6 with the new head at the model's default 1e-3 (encoder still 2e-5)
+      run_as cross_finetuned_head_lr cross_finetuned "$2" model.head_lr=1e-3 ;;
+    cross_finetuned_same_types)  # row 6 with sentence B's token-type embedding started from sentence A's
+      run_as cross_finetuned_same_types cross_finetuned "$2" model.same_token_types=true ;;
+    cross_finetuned_random_same_types)  # the two row-6 probes that raised dev Spearman, together
+      run_as cross_finetuned_random_same_types cross_finetuned "$2" data.group_by_length=false model.same_token_types=true ;;
+    cross_finetuned_mean_pool)  # row 6 with the head over the mean of all token states (how the encoder was trained)
+      run_as cross_finetuned_mean_pool cross_finetuned "$2" model.pooling=mean ;;
     *) run "$1" "$2" ;;
   esac
 }
@@ -133,7 +143,7 @@ rescore_both() {  # experiment seed: a cross-encoder row's model (trained and re
     cp "$dir/both_orders/$split/metrics.json" "$dir/both_orders/$split.json"
   done
 }
-RESCORED="cross_finetuned cross_best cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup"
+RESCORED="cross_finetuned cross_finetuned_random cross_finetuned_head_lr cross_finetuned_same_types cross_finetuned_random_same_types cross_finetuned_mean_pool cross_best cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup"
 
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
   local out=experiments/silver/stsb-train-neighbours1.tsv

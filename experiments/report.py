@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUNS, PEER = HERE / "runs", HERE / "peer"
 COLUMNS = ["experiment", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
-ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "cross_finetuned_random", "cross_finetuned_head_lr", "cross_finetuned_same_types", "bi_best", "cross_best",
+ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "cross_finetuned_random", "cross_finetuned_head_lr", "cross_finetuned_same_types", "cross_finetuned_random_same_types", "cross_finetuned_mean_pool", "bi_best", "cross_best",
          "bi_cosine_3ep", "bi_cosent_cosine", "bi_cosine_cosent_aux", "bi_augsbert", "cross_mean_pool", "cross_symmetric", "cross_augsbert", "cross_same_token_types",
          "bi_cosine_ema", "bi_cosine_llrd", "cross_from_bi", "cross_from_sick", "cross_from_sick_ema", "bi_from_sick", "bi_finetuned_cosent_length_grouped", "bi_cosine_lr8e-5", "bi_cosent_lr8e-5", "bi_cosine_batch32", "bi_soup", "cross_from_sick_ema_nodrop", "cross_soup",
          "bi_cosine_ema_5ep", "bi_cosine_nodrop", "bi_cosine_random", "cross_from_sick_msrp",
