@@ -202,7 +202,7 @@ def main() -> None:
         ]
     transfer = transfer_table(runs)
     if transfer:
-        parts += ["## Zero-shot transfer of the STS-B models", "SICK (train+trial, relatedness) and MSRP train (binary; accuracy/F1 at the threshold stored from STS-B dev).", transfer]
+        parts += ["## Zero-shot transfer of the STS-B models", "SICK (train+trial, relatedness) and MSRP train (binary; accuracy/F1 at the threshold stored from STS-B dev). A model is listed only for data its recipe never trained on: `cross_from_sick*` and `cross_soup` saw SICK in stage 1, and `cross_from_sick_msrp` and every `cross_distil*` recipe (the dev-chosen `cross_distil_wide` among them) saw SICK and MSRP, so they have no zero-shot row.", transfer]
     parts += ["## Published anchors (STS-B test Spearman x 100, for context; not run here)", md_table([["model", "Spearman"], *map(list, PUBLISHED)])]
     (HERE / "RESULTS.md").write_text("\n\n".join(parts) + "\n")
     print(f"wrote {HERE / 'results.csv'} ({len(runs)} runs) and {HERE / 'RESULTS.md'}")
