@@ -114,6 +114,13 @@ def selection(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+TRANSFER_NOTE = (
+    "SICK (train+trial, relatedness) and MSRP train (binary; accuracy/F1 at the threshold stored from STS-B dev). "
+    "A model is listed only for data its recipe never trained on (`transfer` in experiments/campaign.sh): "
+    "recipes with a SICK or MSRP stage, the dev-chosen `cross_distil_wide` among them, have no zero-shot row for it."
+)
+
+
 def transfer_table(runs: list[dict]) -> str | None:
     rows = [["experiment", "seed", "data", "Spearman", "Pearson", "accuracy", "F1", "threshold"]]
     for r in runs:
@@ -202,7 +209,7 @@ def main() -> None:
         ]
     transfer = transfer_table(runs)
     if transfer:
-        parts += ["## Zero-shot transfer of the STS-B models", "SICK (train+trial, relatedness) and MSRP train (binary; accuracy/F1 at the threshold stored from STS-B dev). A model is listed only for data its recipe never trained on: `cross_from_sick*` and `cross_soup` saw SICK in stage 1, and `cross_from_sick_msrp` and every `cross_distil*` recipe (the dev-chosen `cross_distil_wide` among them) saw SICK and MSRP, so they have no zero-shot row.", transfer]
+        parts += ["## Zero-shot transfer of the STS-B models", TRANSFER_NOTE, transfer]
     parts += ["## Published anchors (STS-B test Spearman x 100, for context; not run here)", md_table([["model", "Spearman"], *map(list, PUBLISHED)])]
     (HERE / "RESULTS.md").write_text("\n\n".join(parts) + "\n")
     print(f"wrote {HERE / 'results.csv'} ({len(runs)} runs) and {HERE / 'RESULTS.md'}")
