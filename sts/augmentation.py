@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from sts import checkpoint
+from sts import checkpoint, options
 from sts.data.tables import atomic_output
 from sts.errors import STSError
 from sts.models import BiEncoder
@@ -59,6 +59,7 @@ def neighbour_pairs(embeddings: torch.Tensor, ranks: Sequence[int], exclude: set
 
 
 def augment(cfg: DictConfig) -> Path:
+    options.check(cfg, options.AUGMENT)
     out = Path(cfg.out)
     if cfg.data.format != "stsb":
         raise STSError(f"data.format={cfg.data.format!r}: augment.py writes STS-B's format, so it augments data=stsb-style training sets only")
@@ -86,7 +87,7 @@ def augment(cfg: DictConfig) -> Path:
 
     low, high = cfg.data.score_range
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as handle:
+    with atomic_output(out, cfg.overwrite) as handle:
         for n, (a, b, s) in enumerate(zip(first, second, scores)):
             handle.write(f"silver\tteacher\t-\t{n}\t{low + float(s) * (high - low):.4f}\t{a}\t{b}\n")
     print(f"wrote {len(pairs)} pairs labelled by {' + '.join(teachers)} ({len(sentences)} training sentences; neighbour ranks {ranks}, {cfg.random_partners} random partners each; gold pairs and repeats left out) to {out}")

@@ -8,6 +8,7 @@ carry the same payload and load the same way.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -20,8 +21,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from sts import checks
 from sts.errors import STSError
 from sts.models import ARCHITECTURES, PairModule
+from sts.models.encoder import POOLING_MODES
 
 
 def save(module: PairModule, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
@@ -39,24 +42,149 @@ def save(module: PairModule, path: str | Path, metrics: dict[str, Any] | None = 
     return path
 
 
+# Only what a tokenizer's save_pretrained writes as text; anything else (a path, "../x", a .pth
+# that Python would run at start-up) is refused before a byte is written.
+TOKENIZER_FILES = frozenset(
+    {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja"}
+)
+MAX_TOKENIZER_BYTES = 64 * 2**20
+# encoder families the bi- and cross-encoder are built on (AutoModel, no remote code)
+ENCODER_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "mpnet", "distilbert", "electra", "albert", "deberta", "deberta-v2", "modernbert"})
+# sizes an encoder config may declare; the built module must then match the stored tensors
+ENCODER_SIZES = {
+    "vocab_size": checks.integer(1, 1_000_000),
+    "hidden_size": checks.integer(1, 8192),
+    "dim": checks.integer(1, 8192),
+    "num_hidden_layers": checks.integer(1, 128),
+    "n_layers": checks.integer(1, 128),
+    "num_attention_heads": checks.integer(1, 256),
+    "n_heads": checks.integer(1, 256),
+    "intermediate_size": checks.integer(1, 65536),
+    "hidden_dim": checks.integer(1, 65536),
+    "max_position_embeddings": checks.integer(1, 65536),
+    "type_vocab_size": checks.integer(0, 64),
+    "embedding_size": checks.integer(1, 8192),
+}
+_COMMON_HPARAMS = {
+    "max_length": checks.integer(1, 8192),
+    "freeze_encoder": checks.boolean(),
+    "encoder_lr": checks.number(0, 1),
+    "head_lr": checks.number(0, 1),
+    "weight_decay": checks.number(0, 10),
+    "warmup_ratio": checks.number(0, 1),
+    "layerwise_lr_decay": checks.number(0, 1, lo_open=True),
+    "pooling": checks.choice(*POOLING_MODES),
+    "head_dropout": checks.number(0, 1, hi_open=True),
+}
+HPARAMS = {
+    "BiEncoder": _COMMON_HPARAMS | {"head_hidden": checks.integer(1, 65536)},
+    "CrossEncoder": _COMMON_HPARAMS | {"both_orders": checks.boolean(), "same_token_types": checks.boolean()},
+}
+MAX_TENSORS = 20_000
+
+
+def _check_zip(path: Path) -> None:
+    """torch.save writes an uncompressed zip; a compressed or inflated entry is not ours (and
+    could be a zip bomb)."""
+    if not zipfile.is_zipfile(path):  # anything else is not ours or is cut short
+        raise STSError(f"{path}: not a readable checkpoint (truncated or not a torch file)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise STSError(f"{path}: not a readable checkpoint (truncated or not a torch file): {e}") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries) or sum(e.file_size for e in entries) > path.stat().st_size:
+        raise STSError(f"{path}: not a torch checkpoint (its archive holds compressed entries, which torch.save never writes)")
+
+
+def _field(path: Path, name: str, value: Any, rule: checks.Rule) -> Any:
+    try:
+        return rule(value)
+    except checks.Invalid as e:
+        raise STSError(f"{path}: checkpoint field {name}={checks.shown(value)} {e}") from None
+
+
+def _check_payload(path: Path, payload: dict[str, Any]) -> None:
+    """Types, ranges and names of every payload field, before anything is built from them."""
+    architecture = payload.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise STSError(f"{path}: unknown architecture {checks.shown(architecture)} in checkpoint (known: {sorted(ARCHITECTURES)})")
+    hparams = payload.get("hparams")
+    if not isinstance(hparams, dict):
+        raise STSError(f"{path}: checkpoint field sts.hparams is not a mapping")
+    allowed = HPARAMS[architecture]
+    for key, value in hparams.items():
+        if key not in allowed:
+            raise STSError(f"{path}: checkpoint field sts.hparams has an unknown key {checks.shown(key)} (known for a {architecture}: {sorted(allowed)})")
+        hparams[key] = _field(path, f"sts.hparams.{key}", value, allowed[key])
+    config = payload.get("encoder_config")
+    if not isinstance(config, dict):
+        raise STSError(f"{path}: checkpoint field sts.encoder_config is not a mapping")
+    _field(path, "sts.encoder_config", config, checks.plain_data)
+    _field(path, "sts.encoder_config.model_type", config.get("model_type"), checks.choice(*sorted(ENCODER_TYPES)))
+    if "auto_map" in config:
+        raise STSError(f"{path}: checkpoint field sts.encoder_config.auto_map names remote code, which is never run")
+    for key, rule in ENCODER_SIZES.items():
+        if key in config:
+            _field(path, f"sts.encoder_config.{key}", config[key], rule)
+    max_length, positions = hparams.get("max_length", 128), config.get("max_position_embeddings")
+    if positions is not None and max_length > positions:
+        raise STSError(f"{path}: checkpoint field sts.hparams.max_length={max_length} exceeds the encoder's max_position_embeddings={positions}")
+    files = payload.get("tokenizer_files")
+    if not isinstance(files, dict) or not files:
+        raise STSError(f"{path}: checkpoint field sts.tokenizer_files is not a non-empty mapping of file name to text")
+    for name, content in files.items():
+        if name not in TOKENIZER_FILES:
+            raise STSError(f"{path}: checkpoint field sts.tokenizer_files names {checks.shown(name)}, which is not a tokenizer file (allowed: {sorted(TOKENIZER_FILES)})")
+        if not isinstance(content, str):
+            raise STSError(f"{path}: checkpoint field sts.tokenizer_files[{name!r}] is not text")
+    if sum(len(c) for c in files.values()) > MAX_TOKENIZER_BYTES:
+        raise STSError(f"{path}: checkpoint field sts.tokenizer_files holds more than {MAX_TOKENIZER_BYTES // 2**20} MiB")
+    if "tokenizer_config.json" in files:
+        try:
+            tokenizer_config = json.loads(files["tokenizer_config.json"])
+        except json.JSONDecodeError:
+            raise STSError(f"{path}: checkpoint field sts.tokenizer_files['tokenizer_config.json'] is not valid JSON") from None
+        if not isinstance(tokenizer_config, dict) or "auto_map" in tokenizer_config:
+            raise STSError(f"{path}: checkpoint field sts.tokenizer_files['tokenizer_config.json'] is not a plain tokenizer config (no auto_map allowed)")
+    payload["threshold"] = _field(path, "sts.threshold", payload.get("threshold", 0.5), checks.number(0, 1))
+    metrics = payload.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise STSError(f"{path}: checkpoint field sts.metrics is not a mapping")
+    _field(path, "sts.metrics", metrics, checks.plain_data)
+
+
+def _check_state_dict(path: Path, state_dict: Any) -> None:
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise STSError(f"{path}: checkpoint field state_dict is not a non-empty mapping of tensor names to tensors")
+    if len(state_dict) > MAX_TENSORS:
+        raise STSError(f"{path}: checkpoint field state_dict holds {len(state_dict)} entries (at most {MAX_TENSORS})")
+    for name, tensor in state_dict.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise STSError(f"{path}: checkpoint field state_dict[{checks.shown(name)}] is a {type(tensor).__name__}, not a tensor")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise STSError(f"{path}: checkpoint field state_dict[{name!r}] holds NaN or infinite weights")
+
+
 def read(path: str | Path, architecture: str | None = None) -> dict[str, Any]:
     """The checkpoint's contents, refusing anything that is not a plain-data STS checkpoint
-    (of `architecture`, when given)."""
+    (of `architecture`, when given) with every payload field checked."""
     path = Path(path)
     if not path.is_file():
         raise STSError(f"{path}: checkpoint not found" + (" (it is a directory)" if path.is_dir() else ""))
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip; anything else is not ours or is cut short
-        raise STSError(f"{path}: not a readable checkpoint (truncated or not a torch file)")
+    _check_zip(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = next((line.strip() for line in str(e).splitlines() if "Unsupported" in line), str(e).splitlines()[0])
         raise STSError(f"{path}: refused to load: the checkpoint holds objects other than plain data and tensors, which could run code ({reason[:160]})") from None
     except Exception as e:  # torch raises many types for corrupt files (RuntimeError, KeyError, EOFError...)
-        raise STSError(f"{path}: not a readable checkpoint (truncated or not a torch file): {str(e).splitlines()[0][:160]}") from None
+        raise STSError(f"{path}: not a readable checkpoint (truncated or not a torch file): {str(e).splitlines()[0][:160] if str(e) else type(e).__name__}") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("sts"), dict) or "state_dict" not in checkpoint:
         raise STSError(f"{path}: not an STS checkpoint (no model payload); use a model.pt or .ckpt written by train.py")
-    found = checkpoint["sts"].get("architecture")
+    _check_payload(path, checkpoint["sts"])
+    _check_state_dict(path, checkpoint["state_dict"])
+    found = checkpoint["sts"]["architecture"]
     if architecture is not None and found != architecture:
         raise STSError(f"{path}: checkpoint is a {found}, but {architecture} was requested")
     return checkpoint
@@ -77,33 +205,56 @@ def check_weights(path: str | Path, module: PairModule, state_dict: dict[str, An
         )
 
 
-def build(payload: dict[str, Any], path: str | Path = "checkpoint") -> PairModule:
-    """An untrained module with the architecture, encoder and tokenizer a payload describes
-    (`path` names the payload's file in errors)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+def _tokenizer(payload: dict[str, Any], path: str | Path) -> Any:
+    """The tokenizer from its files, written into a private temporary folder under the names
+    `_check_payload` allowed (plain file names, nothing else)."""
+    from transformers import AutoTokenizer
 
-    architecture = payload.get("architecture")
-    if architecture not in ARCHITECTURES:
-        raise STSError(f"{path}: unknown architecture {architecture!r} in checkpoint (known: {sorted(ARCHITECTURES)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in payload["tokenizer_files"].items():
+            (Path(tmp) / name).write_text(content, encoding="utf-8")
+        try:
+            return AutoTokenizer.from_pretrained(tmp, trust_remote_code=False)
+        except Exception as e:  # tokenizers raises plain Exceptions from Rust for malformed files
+            raise STSError(f"{path}: checkpoint field sts.tokenizer_files does not make a tokenizer ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+
+
+def build(payload: dict[str, Any], path: str | Path = "checkpoint", tokenizer: Any = None) -> PairModule:
+    """An untrained module with the architecture, encoder and tokenizer a checked payload
+    describes (`path` names the payload's file in errors). Under `with torch.device("meta")`
+    it allocates nothing, which is how `load` compares shapes before building for real."""
+    from transformers import AutoConfig, AutoModel
+
+    architecture = payload["architecture"]
+    tokenizer = tokenizer if tokenizer is not None else _tokenizer(payload, path)
     try:
         encoder_config = dict(payload["encoder_config"])
         config = AutoConfig.for_model(encoder_config.pop("model_type"), **encoder_config)
-        encoder = AutoModel.from_config(config)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, text in payload["tokenizer_files"].items():
-                (Path(tmp) / name).write_text(text, encoding="utf-8")
-            tokenizer = AutoTokenizer.from_pretrained(tmp)
+        encoder = AutoModel.from_config(config, trust_remote_code=False)
         module = ARCHITECTURES[architecture](encoder=encoder, tokenizer=tokenizer, loss=None, **payload["hparams"])
-    except (KeyError, TypeError, ValueError, OSError) as e:
-        raise STSError(f"{path}: the payload does not describe a valid {architecture} ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OSError, RuntimeError) as e:
+        raise STSError(f"{path}: the payload does not describe a valid {architecture} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    vocab = getattr(encoder.config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise STSError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the encoder's vocabulary only {vocab}")
     module.threshold = float(payload.get("threshold", 0.5))
     return module
 
 
 def check_resumable(path: str | Path, module: PairModule) -> str:
     """Vet a Lightning checkpoint before `Trainer.fit(ckpt_path=...)` loads it: plain data only,
-    and the architecture and tensor shapes of the configured model."""
-    check_weights(path, module, read(path, type(module).__name__)["state_dict"])
+    written by a training run (not a model.pt), and the architecture and tensor shapes of the
+    configured model."""
+    checkpoint = read(path, type(module).__name__)
+    missing = [k for k in ("epoch", "global_step", "loops", "optimizer_states", "lr_schedulers", "callbacks") if k not in checkpoint]
+    if missing:
+        raise STSError(f"{path}: not a Lightning training checkpoint (no {', '.join(missing)}): a model.pt cannot be resumed; resume from <run dir>/checkpoints/last.ckpt with ckpt_path=last")
+    for key in ("epoch", "global_step"):
+        _field(Path(path), key, checkpoint[key], checks.integer(0))
+    for key, kind in (("loops", dict), ("optimizer_states", list), ("lr_schedulers", list), ("callbacks", dict)):
+        if not isinstance(checkpoint[key], kind):
+            raise STSError(f"{path}: checkpoint field {key} is not a {kind.__name__}")
+    check_weights(path, module, checkpoint["state_dict"])
     return str(path)
 
 
@@ -127,12 +278,15 @@ class RandomState(Callback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        torch.set_rng_state(state_dict["torch"])
-        random.setstate(state_dict["python"])
-        kind, keys, *rest = state_dict["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        try:
+            torch.set_rng_state(state_dict["torch"])
+            random.setstate(tuple(state_dict["python"]))
+            kind, keys, *rest = state_dict["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+            if "cuda" in state_dict and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state_dict["cuda"])
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise STSError(f"checkpoint: the random generators' state it holds is damaged ({type(e).__name__}: {str(e)[:120]})") from None
         self._restored = True
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
@@ -145,12 +299,34 @@ class RandomState(Callback):
             self._first_batch_state = None
 
 
+class InterruptCheckpoint(Callback):
+    """On SIGTERM (a cluster's pre-emption, `kill`), write `dirpath/last.ckpt` before the run
+    exits, so `ckpt_path=last` continues from where it stopped instead of the last validation.
+    Lightning raises SIGTERMException only at a batch boundary, so the state is consistent;
+    other exceptions (Ctrl-C anywhere, errors) keep the last validation's checkpoint."""
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException) and trainer.training:
+            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+
+
 def load(path: str | Path, architecture: str | None = None) -> PairModule:
-    """A ready-to-score module from a model.pt or a Lightning .ckpt written by train.py."""
+    """A ready-to-score module from a model.pt or a Lightning .ckpt written by train.py.
+
+    Every field is checked first (`read`), then the module is built on the meta device and its
+    shapes compared with the stored tensors, so a payload that declares a huge encoder is refused
+    without allocating it; only then is the real module built and filled."""
     checkpoint = read(path, architecture)
     payload = checkpoint["sts"]
-    module = build(payload, path)
-    check_weights(path, module, checkpoint["state_dict"])
+    tokenizer = _tokenizer(payload, path)
+    with torch.device("meta"):
+        check_weights(path, build(payload, path, tokenizer), checkpoint["state_dict"])
+    module = build(payload, path, tokenizer)
     module.load_state_dict(checkpoint["state_dict"], strict=True)
     module.checkpoint_metrics = payload.get("metrics", {})
     return module.eval()

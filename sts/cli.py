@@ -1,11 +1,17 @@
-"""Shared behaviour of the entry points: user errors become one line on stderr and exit 2."""
+"""Shared behaviour of the entry points: user errors become one line on stderr and a non-zero
+exit (2; 130 when interrupted), never a traceback."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sts.errors import STSError
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from sts.errors import Interrupted, STSError
 
 T = TypeVar("T")
 
@@ -13,9 +19,39 @@ T = TypeVar("T")
 def run(fn: Callable[..., T], *args: Any) -> T:
     try:
         return fn(*args)
+    except Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(130)
     except STSError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as e:  # the file system refused (read-only, full, permissions): not a bug of ours
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
+
+
+class RunDirCheck(Callback):
+    """Hydra callback (train.yaml, evaluate.yaml): Hydra creates the run directory, and its log
+    file, before any of our code runs, and reports a read-only or otherwise unwritable place with
+    a traceback. Checked here first, it is one line and exit 2."""
+
+    def _check(self, folder: str) -> None:
+        path = Path(folder)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            print(f"error: {path}: the run directory is not writable ({e.strerror or e}); set hydra.run.dir=<a writable folder>", file=sys.stderr)
+            sys.exit(2)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir)

@@ -3,13 +3,14 @@ as it is), in input order, optionally grouped with k-means. Embeddings are what 
 compares by cosine, so clustering runs on their unit-length versions."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from sts import checkpoint
+from sts import checkpoint, options
 from sts.data.readers import check_sentence
 from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_text_file, open_text
 from sts.errors import InputError, STSError
@@ -26,8 +27,7 @@ def read_sentences(path: Path, fmt: str | None, column: str | None) -> list[str]
     or of one column of a CSV/TSV/JSONL table."""
     fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower(), "text")
     if fmt == "text":
-        check_text_file(path)
-        with open_text(path) as f:
+        with open_text(check_text_file(path)) as f:
             return [check_sentence(path, row, line.rstrip("\r\n"), "line") for row, line in enumerate(f, 1)]
     table = Table(path, fmt)
     if column is None:
@@ -74,12 +74,18 @@ def cluster(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def embed(cfg: DictConfig) -> np.ndarray:
     """Write cfg.out (N x dim float32) and, with cluster.k, <out stem>.clusters.csv."""
+    options.check(cfg, options.EMBED)
     input_path, out = Path(cfg.input), Path(cfg.out)
     check_npy_output(out, cfg.overwrite)
     clusters_path = out.with_name(f"{out.stem}.clusters.csv")
     if cfg.cluster.k and clusters_path.exists() and not cfg.overwrite:
         raise STSError(f"{clusters_path}: already exists; pass overwrite=true to replace it")
+    for target in (out, clusters_path):
+        if target.exists() and input_path.exists() and os.path.samefile(target, input_path):
+            raise STSError(f"{target}: refusing to write over the input file; choose another out=")
     sentences = read_sentences(input_path, cfg.format, cfg.column)
+    if cfg.cluster.k and not 1 <= int(cfg.cluster.k) <= len(sentences):
+        raise STSError(f"option cluster.k={cfg.cluster.k}: must be between 1 and the number of sentences ({len(sentences)})")
     module = load_embedder(cfg).to(torch.device(cfg.device))
     parts = []
     with progress(len(sentences), cfg.progress, unit="sentences", desc="embedding") as bar:
@@ -87,12 +93,12 @@ def embed(cfg: DictConfig) -> np.ndarray:
             parts.append(module.embed_texts(chunk, cfg.batch_size).cpu().numpy().astype(np.float32))
             bar.update(len(chunk))
     embeddings = np.concatenate(parts)
-    with atomic_output(out) as handle:
+    with atomic_output(out, cfg.overwrite) as handle:
         np.save(handle.buffer, embeddings)
     print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")
     if cfg.cluster.k:
         labels = cluster(embeddings, int(cfg.cluster.k), int(cfg.cluster.seed))
-        with atomic_output(clusters_path) as handle:
+        with atomic_output(clusters_path, cfg.overwrite) as handle:
             TableWriter(handle, ["sentence", "cluster"], "csv").write([{"sentence": s, "cluster": int(c)} for s, c in zip(sentences, labels)])
         rows = [["cluster", "size", "first sentence"]]
         rows += [[str(c), str(int((labels == c).sum())), sentences[int(np.argmax(labels == c))][:60]] for c in range(int(cfg.cluster.k))]

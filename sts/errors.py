@@ -11,3 +11,7 @@ class InputError(STSError):
     def __init__(self, path: object, problem: str, row: int | None = None) -> None:
         where = f"{path}" if row is None else f"{path}: row {row}"
         super().__init__(f"{where}: {problem}")
+
+
+class Interrupted(STSError):
+    """A run stopped by SIGINT or SIGTERM; the message says how to resume. Exit code 130."""

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint
+from sts import checkpoint, options
 from sts.data.datamodule import SPLITS
 from sts.data.readers import Pairs
 from sts.errors import STSError
@@ -124,15 +124,19 @@ def plot_curve(scores: np.ndarray, positive: np.ndarray, threshold: float, kind:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score one split, print the table, write metrics.json and the plots into cfg.out_dir."""
+    options.check(cfg, options.EVALUATE)
     if cfg.curve not in CURVES:
         raise STSError(f"curve={cfg.curve!r}: choose one of {CURVES}")
+    out_dir = Path(cfg.out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise STSError(f"{out_dir}: cannot create out_dir ({e.strerror or e})") from None
     pairs, positive_threshold = read_split(cfg.data, cfg.split)
     module = set_both_orders(checkpoint.load(cfg.ckpt), cfg.get("both_orders"))
     threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
     scores = score_pairs(Scorer(module, cfg.batch_size, cfg.precision, cfg.device), pairs, cfg.chunk_size, cfg.progress)
     results = metrics_by_group(scores, pairs, positive_threshold, threshold)
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = f"{type(module).__name__} on {cfg.data.name} {cfg.split}"
     score_range = None if pairs.binary else cfg.data.score_range
     plots = [

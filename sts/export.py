@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from sts import checkpoint
+from sts import checkpoint, options
 from sts.errors import STSError
 from sts.models import BiEncoder, CrossEncoder, PairModule
 
@@ -161,20 +161,24 @@ WRITERS: dict[str, Callable[[PairModule, Path], None]] = {"sentence-transformers
 
 def export(cfg: DictConfig) -> Path:
     """Write cfg.ckpt as cfg.format into the folder cfg.out (complete or not at all)."""
-    if cfg.format not in WRITERS:
-        raise STSError(f"format={cfg.format!r}: choose one of {sorted(WRITERS)}")
+    options.check(cfg, options.EXPORT)
     out = Path(cfg.out)
-    if out.exists() and not (out.is_dir() and (cfg.overwrite or not any(out.iterdir()))):
+    if out.exists() and not out.is_dir():
+        raise STSError(f"{out}: exists and is not a folder; choose another out=")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise STSError(f"{out}: already exists and is not an empty folder; pass overwrite=true to replace it")
     if not out.parent.is_dir():
         raise STSError(f"{out.parent}: output directory does not exist")
-    module = checkpoint.load(cfg.ckpt)
-    if getattr(module, "both_orders", False):
-        warnings.warn(f"{cfg.ckpt} scores each pair in both orders; a {cfg.format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as e:
+        raise STSError(f"{out.parent}: cannot write the export there ({e.strerror or e})") from None
+    try:
+        module = checkpoint.load(cfg.ckpt)
+        if getattr(module, "both_orders", False):
+            warnings.warn(f"{cfg.ckpt} scores each pair in both orders; a {cfg.format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
         WRITERS[cfg.format](module, tmp)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint
+from sts import checkpoint, options
 from sts.data.readers import check_sentence
-from sts.data.tables import Table, TableWriter, atomic_output, table_format
+from sts.data.tables import Table, TableWriter, atomic_output, listed, table_format
 from sts.errors import InputError, STSError
 from sts.models.cross_encoder import set_both_orders
 from sts.report import format_table
@@ -43,7 +43,7 @@ def sentence_columns(table: Table, columns: list[str] | None) -> tuple[str, str]
     sample = [record for _, record in zip(range(200), (r for _, r in table.rows()))]
     text = [c for c in table.columns if not all(_is_number(r[c]) for r in sample)]
     if len(text) != 2:
-        raise InputError(table.path, f"cannot tell which two columns hold the sentences (text columns: {text}; columns found: {table.columns}); set columns=[first,second]")
+        raise InputError(table.path, f"cannot tell which two columns hold the sentences (text columns: {listed(text)}; columns found: {listed(table.columns)}); set columns=[first,second]")
     return text[0], text[1]
 
 
@@ -59,6 +59,8 @@ def check_output(input_path: Path, output: Path, overwrite: bool) -> str:
         raise STSError(f"{output}: refusing to write over the input file; choose another output=")
     if output.is_dir():
         raise STSError(f"{output}: output is a directory")
+    if output.exists() and not output.is_file():
+        raise STSError(f"{output}: output exists and is not a regular file (a device or pipe); choose a file name")
     if output.exists() and not overwrite:
         raise STSError(f"{output}: already exists; pass overwrite=true to replace it")
     if not output.parent.is_dir():
@@ -89,6 +91,7 @@ def _score_in_processes(cfg: DictConfig, module: Any, table: Table, first: str, 
 
 def predict(cfg: DictConfig) -> Path:
     """Write every input row, unchanged and in order, plus `score` (0-1) and `lbl` (0/1)."""
+    options.check(cfg, options.PREDICT)
     input_path = Path(cfg.input)
     table = Table(input_path, cfg.get("format"))
     first, second = sentence_columns(table, list(cfg.columns) if cfg.columns else None)
@@ -109,7 +112,7 @@ def predict(cfg: DictConfig) -> Path:
     scorer = Scorer(module, cfg.batch_size, cfg.precision, cfg.device)
     preview: list[dict[str, Any]] = []
     written = 0
-    with atomic_output(output) as handle, progress(max(count_lines(str(input_path)) - 1, 1), cfg.progress) as bar:
+    with atomic_output(output, cfg.overwrite) as handle, progress(max(count_lines(str(table.source)) - 1, 1), cfg.progress) as bar:
         writer = TableWriter(handle, [*table.columns, *OUTPUT_COLUMNS], output_format)
         for chunk in chunks(table.rows(), cfg.chunk_size):
             texts1 = [check_sentence(table.path, row, record[first], first) for row, record in chunk]

@@ -16,8 +16,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint, provenance, soup
-from sts.errors import STSError
+from sts import checkpoint, options, provenance, soup
+from sts.errors import Interrupted, STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import set_both_orders
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
@@ -66,6 +66,33 @@ def _resume_path(cfg: DictConfig, output_dir: Path, model: PairModule) -> str | 
     return checkpoint.check_resumable(cfg.ckpt_path, model)
 
 
+def fit(trainer: L.Trainer, model: PairModule, datamodule: Any, ckpt_path: str | None, output_dir: Path) -> None:
+    """`trainer.fit`, with an interruption made loud: Lightning turns SIGTERM into a bare
+    SystemExit (exit 0, nothing said) and Ctrl-C into exit 1. Either becomes `Interrupted`,
+    which names the checkpoint to resume from (SIGTERM stops at a batch boundary and
+    `InterruptCheckpoint` saves last.ckpt there; after Ctrl-C the last validation's is kept)."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except (SystemExit, KeyboardInterrupt) as e:
+        if isinstance(e, SystemExit) and not (trainer.interrupted or trainer.received_sigterm):
+            raise
+        last = output_dir / "checkpoints" / "last.ckpt"
+        how = "SIGTERM" if trainer.received_sigterm else "Ctrl-C"
+        resume = (
+            f"resume with the same command plus hydra.run.dir={output_dir} ckpt_path=last ({last} is at step {_step_of(last)})"
+            if last.is_file()
+            else "no checkpoint was written yet; run the same command again"
+        )
+        raise Interrupted(f"training interrupted ({how}) at step {trainer.global_step}: {resume}") from None
+
+
+def _step_of(path: Path) -> str:
+    try:
+        return str(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", "?"))
+    except Exception:  # only for the message: an unreadable file is reported on resume
+        return "?"
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -77,6 +104,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (unless cfg.train is false), choose the threshold on dev with the best weights, test,
     save `cfg.model_file`. Returns dev and test metrics as {"val/spearman": ..., ...}."""
+    options.check(cfg, options.TRAIN)
     isolate_multirun_job()
     output_dir = check_output_dir(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -102,9 +130,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         weights = [round(w, 6) for w in result.weights]
         soup_record = {"ingredients": ingredients, "weights": weights, "dev_spearman": result.dev_score, "trials": result.trials}
     elif cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, output_dir, model))
+        fit(trainer, model, datamodule, _resume_path(cfg, output_dir, model), output_dir)
         ckpt_cb = trainer.checkpoint_callback
-        best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.best_model_path else None
+        best = selected_checkpoint(ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) else None, output_dir)
     train_seconds = time.perf_counter() - started + ingredient_seconds
     if cfg.train and not ingredients:
         use_selected_weights(trainer, model, best)
@@ -180,17 +208,34 @@ def dev_spearman(trainer: L.Trainer, model: PairModule, datamodule: Any) -> floa
     return float(model.last_metrics["val"]["spearman"])
 
 
-def use_selected_weights(trainer: L.Trainer, model: PairModule, best: str | None) -> None:
+def selected_checkpoint(best: str | None, output_dir: Path) -> Path | None:
+    """The best checkpoint of this run, which must lie in <run>/checkpoints/. A resumed run takes
+    the path from last.ckpt, so it is data: a path elsewhere (a moved run directory, or a name
+    planted in the file) is looked up by its file name in this run's checkpoints/ instead."""
+    if not best:
+        return None
+    folder = (output_dir / "checkpoints").resolve()
+    candidate = Path(best).resolve()
+    if candidate.parent != folder:
+        candidate = folder / Path(best).name
+    if not candidate.is_file():
+        raise STSError(f"{output_dir / 'checkpoints'}: the best checkpoint {Path(best).name!r} recorded in last.ckpt is not there (was the run directory moved without it?)")
+    return candidate
+
+
+def use_selected_weights(trainer: L.Trainer, model: PairModule, best: Path | None) -> None:
     """Put the weights that dev chose into `model` for the threshold, test and model file.
 
     The best checkpoint's state_dict holds the weights dev scored, averaged ones under weight
     averaging (EMA/SWA). Lightning's WeightAveraging would restore the raw weights when that
     checkpoint is loaded back and swap its last average in at every later validation, so it is
-    detached once fitting is done.
+    detached once fitting is done. The checkpoint is read as plain data, like any other.
     """
     trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
     if best:
-        model.load_state_dict(torch.load(best, map_location=model.device, weights_only=False)["state_dict"])
+        state_dict = checkpoint.read(best, type(model).__name__)["state_dict"]
+        checkpoint.check_weights(best, model, state_dict)
+        model.load_state_dict(state_dict)
 
 
 def write_record(

@@ -261,7 +261,7 @@ def bad_checkpoints(tiny_model_file: Path, tmp_path: Path) -> dict[str, tuple[Pa
         "evil": (evil, "refused to load: the checkpoint holds objects other than plain data"),
         "not a checkpoint": (made / "notes.pt", "not a readable checkpoint"),
         "truncated": (made / "cut.pt", "not a readable checkpoint"),
-        "wrong architecture": (made / "claims-cross.pt", "the payload does not describe a valid CrossEncoder"),
+        "wrong architecture": (made / "claims-cross.pt", "checkpoint field sts.hparams has an unknown key 'head_hidden'"),
         "tampered weights": (made / "tampered.pt", "weights do not match the BiEncoder they are loaded into: 1 tensor(s) differ"),
         "no payload": (made / "plain.pt", "not an STS checkpoint"),
         "directory": (made, "checkpoint not found (it is a directory)"),

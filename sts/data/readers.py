@@ -87,8 +87,7 @@ def parse_label(path: Path, row: int, value: object, column: str = "label") -> f
 
 def _raw_rows(path: Path, min_fields: int, header_first: str | None) -> Iterator[tuple[int, list[str]]]:
     """Tab-separated lines read with quoting disabled (STS-B, SICK and MSRP have bare quotes)."""
-    check_text_file(path)
-    with open_text(path) as f:
+    with open_text(check_text_file(path)) as f:
         for number, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
             if not line.strip():

@@ -9,9 +9,12 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,20 +39,50 @@ def table_format(path: str | Path, fmt: str | None = None) -> str:
     return SUFFIX_FORMATS[suffix]
 
 
+def listed(names: list[str], limit: int = 20) -> str:
+    """Column names for a message, cut after `limit` (a header can have thousands)."""
+    shown = ", ".join(repr(n[:80]) for n in names[:limit])
+    return f"[{shown}{f', ... ({len(names)} in all)' if len(names) > limit else ''}]"
+
+
+_spool: tempfile.TemporaryDirectory | None = None
+
+
+def _spooled(path: Path) -> Path:
+    """A pipe, FIFO or device (`input=/dev/stdin`, `<(cmd)`) can be read once only: copy it to a
+    private temporary file, read from there as often as needed, removed at exit."""
+    global _spool
+    if _spool is None:
+        _spool = tempfile.TemporaryDirectory(prefix="sts-input-")
+    fd, name = tempfile.mkstemp(dir=_spool.name, suffix=path.suffix)
+    with open(path, "rb") as source, os.fdopen(fd, "wb") as copy:
+        head = source.read(65536)
+        if b"\x00" in head:
+            raise InputError(path, "is a binary stream, not text (CSV, TSV or JSONL expected)")
+        copy.write(head)
+        shutil.copyfileobj(source, copy, 1 << 20)
+    return Path(name)
+
+
 def check_text_file(path: str | Path) -> Path:
-    """Fail early, with the path in the message, on files that cannot be a table."""
+    """Fail early, with the path in the message, on files that cannot be a table; returns the
+    regular file to read (the file itself, or a one-time copy of a pipe or device)."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
     if path.is_dir():
         raise InputError(path, "is a directory, not a file")
-    with open(path, "rb") as f:
-        head = f.read(65536)
+    source = path if path.is_file() else _spooled(path)
+    try:
+        with open(source, "rb") as f:
+            head = f.read(65536)
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e})") from None
     if not head.strip():
         raise InputError(path, "file is empty")
     if b"\x00" in head:
         raise InputError(path, "is a binary file, not text (CSV, TSV or JSONL expected)")
-    return path
+    return source
 
 
 def check_utf8(path: Path, row: int, value: str, column: str) -> None:
@@ -63,40 +96,68 @@ def open_text(path: Path):
     return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
+MAX_COLUMNS = 10_000
+
+
 class Table:
-    """Streams the rows of a CSV/TSV/JSONL file as dicts, checking shape and encoding."""
+    """Streams the rows of a CSV/TSV/JSONL file as dicts, checking shape, quoting and encoding.
+
+    `path` names the file in messages; `source` is what is read (a copy, for a pipe)."""
 
     def __init__(self, path: str | Path, fmt: str | None = None) -> None:
-        self.path = check_text_file(path)
+        self.path = Path(path)
+        self.source = check_text_file(self.path)
         self.format = table_format(self.path, fmt)
         self.columns = self._header()
 
     def _header(self) -> list[str]:
-        with open_text(self.path) as f:
+        with open_text(self.source) as f:
             if self.format == "jsonl":
                 for number, line in enumerate(f, 1):
                     if line.strip():
-                        return list(self._json(line, number).keys())
-                raise InputError(self.path, "file is empty")
-            header = next(csv.reader(f, delimiter=self._delimiter), [])
+                        header = list(self._json(line, number).keys())
+                        break
+                else:
+                    raise InputError(self.path, "file is empty")
+            else:
+                header = next(self._records(f), (1, []))[1]
+        if len(header) > MAX_COLUMNS:
+            raise InputError(self.path, f"the header has {len(header)} columns; at most {MAX_COLUMNS} are supported", 1)
         for name in header:
             check_utf8(self.path, 1, name, "header")
         if not any(h.strip() for h in header):
             raise InputError(self.path, "the header row is empty", 1)
-        duplicates = sorted({h for h in header if header.count(h) > 1})
+        duplicates = sorted(name for name, n in Counter(header).items() if n > 1)
         if duplicates:
-            raise InputError(self.path, f"duplicate column names {duplicates}", 1)
+            raise InputError(self.path, f"duplicate column names {listed(duplicates)}", 1)
         return header
 
     @property
     def _delimiter(self) -> str:
         return "\t" if self.format == "tsv" else ","
 
+    def _records(self, handle: Any) -> Iterator[tuple[int, list[str]]]:
+        """(record number, fields), strictly parsed: a quote that never closes (which would swallow
+        every later row into one field) or text after a closing quote is an error, not data loss."""
+        reader = csv.reader(handle, delimiter=self._delimiter, strict=True)
+        number = 0
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                raise InputError(self.path, f"malformed {self.format.upper()} ({e}): a quoted field is not closed, or text follows its closing quote", number + 1) from None
+            number += 1
+            yield number, fields
+
     def _json(self, line: str, number: int) -> dict[str, Any]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise InputError(self.path, f"not valid JSON ({e.msg} at column {e.colno})", number) from None
+        except RecursionError:
+            raise InputError(self.path, "not valid JSON (nested too deeply)", number) from None
         if not isinstance(record, dict):
             raise InputError(self.path, "a JSONL line must be an object", number)
         return record
@@ -105,29 +166,30 @@ class Table:
         """Fail listing the columns found when a needed column is missing."""
         missing = [n for n in names if n not in self.columns]
         if missing:
-            raise InputError(self.path, f"missing column(s) {missing}; columns found: {self.columns}")
+            raise InputError(self.path, f"missing column(s) {listed(missing)}; columns found: {listed(self.columns)}")
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """(row number, record) for every data row; raises on ragged rows and bad bytes."""
         count = 0
-        with open_text(self.path) as f:
+        with open_text(self.source) as f:
             if self.format == "jsonl":
+                keys = set(self.columns)
                 for number, line in enumerate(f, 1):
                     if not line.strip():
                         continue
                     record = self._json(line, number)
-                    if set(record) != set(self.columns):
-                        raise InputError(self.path, f"keys {sorted(record)} differ from the first line's {sorted(self.columns)}", number)
+                    if set(record) != keys:
+                        raise InputError(self.path, f"keys {listed(sorted(record))} differ from the first line's {listed(sorted(self.columns))}", number)
                     for key, value in record.items():
                         if isinstance(value, str):
                             check_utf8(self.path, number, value, key)
                     count += 1
                     yield number, record
             else:
-                reader = csv.reader(f, delimiter=self._delimiter)
-                next(reader, None)
+                records = self._records(f)
+                next(records, None)
                 width = len(self.columns)
-                for number, fields in enumerate(reader, 2):
+                for number, fields in records:
                     if not fields:
                         continue
                     if len(fields) != width:
@@ -169,9 +231,11 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def atomic_output(path: str | Path) -> Iterator[Any]:
-    """Open a temporary file beside `path`, renamed onto it only on success; an error or
-    SIGINT/SIGTERM removes it, so no partial file ever appears under the output name."""
+def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Any]:
+    """Open a temporary file beside `path`, moved onto it only on success; an error or
+    SIGINT/SIGTERM removes it, so no partial file ever appears under the output name. Without
+    `overwrite` the move is exclusive (a hard link, which fails if the name exists), so two
+    processes racing for one output cannot both succeed and silently lose one result."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     previous = signal.getsignal(signal.SIGTERM)
@@ -181,13 +245,29 @@ def atomic_output(path: str | Path) -> Iterator[Any]:
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             yield handle
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _place_exclusively(tmp, path)
     except OSError as e:
         if e.filename not in (None, str(tmp), str(path)):
             raise  # about another file (the input), not the output
         raise STSError(f"{path}: cannot write the output ({e.strerror or e})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only or vanished directory: there is nothing to remove
         if in_main:
             signal.signal(signal.SIGTERM, previous)
 
+
+def _place_exclusively(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise STSError(f"{path}: appeared while this ran (another process writing the same output?); nothing was written over it, pass overwrite=true to replace it") from None
+    except OSError:  # a file system without hard links: check, then rename (a narrow race remains)
+        if path.exists():
+            raise STSError(f"{path}: already exists; pass overwrite=true to replace it") from None
+        os.replace(tmp, path)

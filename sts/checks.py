@@ -1,0 +1,151 @@
+"""Value rules shared by the two edges where untrusted values enter: command-line options
+(`sts.options`) and checkpoint payloads (`sts.checkpoint`). A rule returns the value, normalised
+(e.g. "3" -> 3 from a YAML string), or raises `Invalid` saying what is allowed; the caller adds
+where the value came from (option name, or file and field)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+Rule = Callable[[Any], Any]
+
+
+class Invalid(ValueError):
+    """A value outside its rule; the message says what is allowed."""
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Rule:
+    """A whole number (not a bool, not 2.5) in [lo, hi]."""
+    allowed = "an integer" + (f" >= {lo}" if hi is None and lo is not None else "") + (f" in [{lo}, {hi}]" if hi is not None else "")
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool):
+            raise Invalid(f"must be {allowed}")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise Invalid(f"must be {allowed}") from None
+        if not isinstance(value, int) or (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise Invalid(f"must be {allowed}")
+        return value
+
+    return check
+
+
+def number(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Rule:
+    """A finite real number in the interval given (open ends excluded)."""
+    left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
+    allowed = f"a number in {left}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}{right}"
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool):
+            raise Invalid(f"must be {allowed}")
+        try:
+            number_ = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise Invalid(f"must be {allowed}") from None
+        bad_lo = lo is not None and (number_ <= lo if lo_open else number_ < lo)
+        bad_hi = hi is not None and (number_ >= hi if hi_open else number_ > hi)
+        if not math.isfinite(number_) or bad_lo or bad_hi:
+            raise Invalid(f"must be {allowed}")
+        return number_
+
+    return check
+
+
+def choice(*values: Any) -> Rule:
+    """One of `values` (compared as given, so True is not "true")."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) and not any(isinstance(v, bool) for v in values) or value not in values:
+            raise Invalid(f"must be one of {', '.join(str(v) for v in values)}")
+        return value
+
+    return check
+
+
+def boolean() -> Rule:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid("must be true or false")
+        return value
+
+    return check
+
+
+def text(max_length: int = 4096) -> Rule:
+    """A non-empty string."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+            raise Invalid(f"must be a non-empty string of at most {max_length} characters")
+        return value
+
+    return check
+
+
+def optional(rule: Rule) -> Rule:
+    """null, or a value the rule accepts."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return rule(value)
+        except Invalid as e:
+            raise Invalid(f"{e} (or null)") from None
+
+    return check
+
+
+def either(*rules: Rule) -> Rule:
+    """A value any of the rules accepts (the first that does normalises it)."""
+
+    def check(value: Any) -> Any:
+        problems = []
+        for rule in rules:
+            try:
+                return rule(value)
+            except Invalid as e:
+                problems.append(str(e).removeprefix("must be "))
+        raise Invalid("must be " + " or ".join(problems))
+
+    return check
+
+
+def plain_data(value: Any, max_depth: int = 6, max_items: int = 100_000) -> None:
+    """JSON-like data only (str, int, float, bool, None, lists, string-keyed dicts), bounded in
+    depth and size, so no field of a file can smuggle in objects or unbounded structures."""
+    budget = [max_items]
+
+    def walk(node: Any, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Invalid(f"holds more than {max_items} values")
+        if depth > max_depth:
+            raise Invalid(f"is nested deeper than {max_depth} levels")
+        if node is None or isinstance(node, (str, bool, int, float)):
+            return
+        if isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item, depth + 1)
+            return
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if not isinstance(key, (str, int)):
+                    raise Invalid(f"has a key of type {type(key).__name__}")
+                walk(item, depth + 1)
+            return
+        raise Invalid(f"holds a {type(node).__name__}, not plain data")
+
+    walk(value, 0)
