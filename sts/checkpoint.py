@@ -107,7 +107,7 @@ def _field(path: Path, name: str, value: Any, rule: checks.Rule) -> Any:
 def _check_payload(path: Path, payload: dict[str, Any]) -> None:
     """Types, ranges and names of every payload field, before anything is built from them."""
     architecture = payload.get("architecture")
-    if architecture not in ARCHITECTURES:
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
         raise STSError(f"{path}: unknown architecture {checks.shown(architecture)} in checkpoint (known: {sorted(ARCHITECTURES)})")
     hparams = payload.get("hparams")
     if not isinstance(hparams, dict):
@@ -254,8 +254,30 @@ def check_resumable(path: str | Path, module: PairModule) -> str:
     for key, kind in (("loops", dict), ("optimizer_states", list), ("lr_schedulers", list), ("callbacks", dict)):
         if not isinstance(checkpoint[key], kind):
             raise STSError(f"{path}: checkpoint field {key} is not a {kind.__name__}")
+    _check_callback_paths(Path(path), checkpoint["callbacks"])
     check_weights(path, module, checkpoint["state_dict"])
     return str(path)
+
+
+def _check_callback_paths(path: Path, callbacks: dict[str, Any]) -> None:
+    """A ModelCheckpoint's state names files it will later read or delete (the best, the k best,
+    the last): each must lie directly in the folder that state records, so a planted
+    "/home/me/thesis.tex" or "checkpoints/../../x" is refused instead of removed on resume."""
+    for name, state in callbacks.items():
+        if not isinstance(state, dict) or "dirpath" not in state:
+            continue
+        folder = state["dirpath"]
+        if not isinstance(folder, str):
+            raise STSError(f"{path}: checkpoint field callbacks[{checks.shown(name)}].dirpath is not a path")
+        named = [state.get(k) for k in ("best_model_path", "kth_best_model_path", "last_model_path")]
+        best_k = state.get("best_k_models") or {}
+        if not isinstance(best_k, dict):
+            raise STSError(f"{path}: checkpoint field callbacks[{checks.shown(name)}].best_k_models is not a mapping")
+        for file in [*named, *best_k]:
+            if file in (None, ""):
+                continue
+            if not isinstance(file, str) or ".." in Path(file).parts or Path(file).resolve().parent != Path(folder).resolve():
+                raise STSError(f"{path}: checkpoint field callbacks[{checks.shown(name, 40)}] names {checks.shown(file)}, outside its checkpoint folder {folder!r}")
 
 
 class RandomState(Callback):

@@ -2,7 +2,6 @@
 exit (2; 130 when interrupted), never a traceback."""
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from sts.data.tables import writable_dir
 from sts.errors import Interrupted, STSError
 
 T = TypeVar("T")
@@ -42,10 +42,7 @@ class RunDirCheck(Callback):
     def _check(self, folder: str) -> None:
         path = Path(folder)
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            probe = path / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            writable_dir(path)
         except OSError as e:
             print(f"error: {path}: the run directory is not writable ({e.strerror or e}); set hydra.run.dir=<a writable folder>", file=sys.stderr)
             sys.exit(2)

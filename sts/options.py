@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from sts import checks
 from sts.checks import Invalid, Rule, boolean, choice, either, integer, number, optional, text
@@ -230,12 +230,10 @@ AUGMENT: dict[str, Rule] = {
 
 
 def _value(cfg: DictConfig, key: str) -> Any:
-    if OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is _ABSENT:
-        return _ABSENT
-    if OmegaConf.is_missing(cfg, key):
-        raise STSError(f"option {key} is required: add {key}=...")
     try:
-        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True, throw_on_resolution_failure=True)
+    except MissingMandatoryValue:
+        raise STSError(f"option {key} is required: add {key}=...") from None
     except OmegaConfBaseException as e:
         raise STSError(f"option {key}: cannot be resolved ({str(e).splitlines()[0][:200]})") from None
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
@@ -253,4 +251,4 @@ def check(cfg: DictConfig, rules: Mapping[str, Rule]) -> None:
         except Invalid as e:
             raise STSError(f"option {key}={checks.shown(value)} {e}") from None
         if normalised != value and not isinstance(normalised, list):
-            OmegaConf.update(cfg, key, normalised, force_add=False)
+            OmegaConf.update(cfg, key, normalised, merge=False)

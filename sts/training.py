@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, We
 from omegaconf import DictConfig, OmegaConf
 
 from sts import checkpoint, options, provenance, soup
+from sts.data.tables import writable_dir
 from sts.errors import Interrupted, STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import set_both_orders
@@ -41,10 +42,7 @@ def check_output_dir(path: str | Path) -> Path:
     """Fail before any training when the run directory cannot take checkpoints."""
     path = Path(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{time.time_ns()}"
-        probe.write_bytes(b"x")
-        probe.unlink()
+        writable_dir(path)
     except OSError as e:
         raise STSError(f"{path}: output directory is not writable ({e.strerror})") from None
     free = shutil.disk_usage(path).free

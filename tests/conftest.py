@@ -85,3 +85,32 @@ def tiny_cross_model_file(tiny_encoder: str, tmp_path_factory: pytest.TempPathFa
     out = tmp_path_factory.mktemp("trained-cross")
     train(compose_train([f"encoder.name_or_path={tiny_encoder}", "model=cross_encoder", "logger=none", *TINY_TRAINER], out))
     return out / "model.pt"
+
+
+def refused(capsys: pytest.CaptureFixture, fn, *args) -> str:
+    """Run an entry point's function as its script does (`sts.cli.run`) and assert a refusal:
+    non-zero exit, exactly one stderr line starting with "error: ", no traceback. Returns it."""
+    from sts.cli import run
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run(fn, *args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None), err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err.strip()
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path):
+    """A read-only file system (tmpfs mounted ro); skipped where mounting is not allowed."""
+    import subprocess
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -230,6 +230,15 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def writable_dir(path: Path) -> Path:
+    """Create `path` if needed and prove a file can be written there (OSError if not)."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".write-test-{os.getpid()}-{threading.get_ident()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+    return path
+
+
 @contextmanager
 def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Any]:
     """Open a temporary file beside `path`, moved onto it only on success; an error or

@@ -39,7 +39,9 @@ def load_pretrained(name_or_path: str | None, dropout: float | None = None) -> t
     fine-tuning is often better without it); None keeps the checkpoint's own.
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a bar per weight file on stderr says nothing a user needs
     path = resolve(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
