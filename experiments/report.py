@@ -16,13 +16,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RUNS, PEER = HERE / "runs", HERE / "peer"
-COLUMNS = ["experiment", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
+COLUMNS = ["experiment", "encoder", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
 ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "cross_finetuned_random", "cross_finetuned_head_lr", "cross_finetuned_same_types", "cross_finetuned_random_same_types", "cross_finetuned_mean_pool", "bi_best", "cross_best",
          "bi_cosine_3ep", "bi_cosent_cosine", "bi_cosine_cosent_aux", "bi_augsbert", "cross_mean_pool", "cross_symmetric", "cross_augsbert", "cross_same_token_types",
          "bi_cosine_ema", "bi_cosine_llrd", "cross_from_bi", "cross_from_sick", "cross_from_sick_ema", "bi_from_sick", "bi_finetuned_cosent_length_grouped", "bi_cosine_lr8e-5", "bi_cosent_lr8e-5", "bi_cosine_batch32", "bi_soup", "cross_from_sick_ema_nodrop", "cross_soup",
          "bi_cosine_ema_5ep", "bi_cosine_nodrop", "bi_cosine_random", "cross_from_sick_msrp",
          "cross_msrp_bce_cosent", "cross_msrp_5ep", "cross_soup_msrp", "cross_distil", "cross_distil_lr2e-5", "cross_distil_soup",
-         "cross_distil_wide", "cross_distil_soup_both"]
+         "cross_distil_wide", "cross_distil_soup_both", "teacher_mpnet_cross", "teacher_mpnet_bi"]
 # issue 3's targets: dev-chosen recipe's mean test Spearman, and the peer's best-known recipe + margin
 TARGETS = {"BiEncoder": (86.0, 85.54, 0.5), "CrossEncoder": (85.0, 82.93, 2.0)}
 PUBLISHED = [
@@ -34,6 +34,22 @@ PUBLISHED = [
 ]
 
 
+BUNDLED = "all-MiniLM-L6-v2"
+
+
+def encoder_of(run_dir: Path) -> str:
+    """The pretrained checkpoint a run started from, by its resolved config: the bundled MiniLM
+    (null), a stage of one of our recipes (experiments/runs/..., every one grown from MiniLM), or
+    the folder / hub id named (e.g. all-mpnet-base-v2)."""
+    import yaml
+
+    config = run_dir / ".hydra" / "config.yaml"
+    name = (yaml.safe_load(config.read_text()).get("encoder") or {}).get("name_or_path") if config.is_file() else None
+    if name in (None, "", "bundled") or "experiments/runs/" in str(name):
+        return BUNDLED
+    return Path(str(name)).name
+
+
 def load_runs() -> list[dict]:
     rows = []
     for path in sorted(RUNS.glob("*/seed*/metrics.json")):
@@ -43,7 +59,7 @@ def load_runs() -> list[dict]:
         seconds = m["train_seconds"] + sum(json.loads(s.read_text())["metrics"]["train_seconds"] for s in path.parent.glob("stage*/metrics.json"))
         rows.append({
             # the folder names the row: an ablation re-run of an experiment config gets its own folder
-            "experiment": path.parent.parent.name, "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
+            "experiment": path.parent.parent.name, "encoder": encoder_of(path.parent), "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
             "epochs": r["epochs"], "seed": r["seed"],
             "dev_spearman": round(100 * m["val/spearman"], 2), "test_spearman": round(100 * m["test/spearman"], 2),
             "test_pearson": round(100 * m["test/pearson"], 2), "train_seconds": round(seconds, 1),
@@ -64,12 +80,12 @@ def md_table(rows: list[list[str]]) -> str:
 
 
 def experiments_table(runs: list[dict]) -> str:
-    rows = [["experiment", "architecture", "frozen", "loss", "epochs", "seeds", "dev Spearman", "test Spearman", "test Pearson", "train s (mean)", "command (seed varies)"]]
+    rows = [["experiment", "encoder", "architecture", "frozen", "loss", "epochs", "seeds", "dev Spearman", "test Spearman", "test Pearson", "train s (mean)", "command (seed varies)"]]
     for name in dict.fromkeys(r["experiment"] for r in runs):
         group = [r for r in runs if r["experiment"] == name]
         first = group[0]
         rows.append([
-            name, first["architecture"], str(first["frozen"]).lower(), first["loss"], str(first["epochs"]), str(len(group)),
+            name, first["encoder"], first["architecture"], str(first["frozen"]).lower(), first["loss"], str(first["epochs"]), str(len(group)),
             mean_std([r["dev_spearman"] for r in group]), mean_std([r["test_spearman"] for r in group]),
             mean_std([r["test_pearson"] for r in group]), f"{statistics.mean(r['train_seconds'] for r in group):.0f}",
             f"`{first['command']}`",
@@ -81,13 +97,13 @@ SEEDS = 3  # a recipe is chosen from those run with this many seeds; fewer is ex
 
 
 def chosen(runs: list[dict]) -> dict[str, tuple[str, list[dict]]]:
-    """Per architecture, among fine-tuned recipes run with SEEDS seeds, the one with the best mean
-    dev Spearman, and its runs (a single lucky seed cannot win)."""
+    """Per architecture, among fine-tuned MiniLM recipes run with SEEDS seeds, the one with the best
+    mean dev Spearman, and its runs (a single lucky seed cannot win; larger teachers have their own rows)."""
     out = {}
     for arch in dict.fromkeys(r["architecture"] for r in runs):
         recipes = {}
         for r in runs:
-            if r["architecture"] == arch and not r["frozen"] and r["experiment"] != "zero_shot":
+            if r["architecture"] == arch and not r["frozen"] and r["experiment"] != "zero_shot" and r["encoder"] == BUNDLED:
                 recipes.setdefault(r["experiment"], []).append(r)
         recipes = {e: group for e, group in recipes.items() if len(group) >= SEEDS}
         if not recipes:

@@ -123,9 +123,10 @@ def either(*rules: Rule) -> Rule:
     return check
 
 
-def plain_data(value: Any, max_depth: int = 6, max_items: int = 100_000) -> None:
+def plain_data(value: Any, max_depth: int = 6, max_items: int = 100_000, leaf: Callable[[Any], bool] | None = None) -> None:
     """JSON-like data only (str, int, float, bool, None, lists, string-keyed dicts), bounded in
-    depth and size, so no field of a file can smuggle in objects or unbounded structures."""
+    depth and size, so no field of a file can smuggle in objects or unbounded structures.
+    `leaf`, when given, must also accept every non-container value."""
     budget = [max_items]
 
     def walk(node: Any, depth: int) -> None:
@@ -134,6 +135,10 @@ def plain_data(value: Any, max_depth: int = 6, max_items: int = 100_000) -> None
             raise Invalid(f"holds more than {max_items} values")
         if depth > max_depth:
             raise Invalid(f"is nested deeper than {max_depth} levels")
+        if leaf is not None and not isinstance(node, (list, tuple, dict)):
+            if not leaf(node):
+                raise Invalid(f"holds {shown(node, 30)}, which is not allowed there")
+            return
         if node is None or isinstance(node, (str, bool, int, float)):
             return
         if isinstance(node, (list, tuple)):

@@ -27,17 +27,30 @@ def git_commit() -> str:
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
-def hardware() -> str:
-    """CPU model and threads (and GPU when used), e.g. 'Intel Xeon, 2 threads'."""
-    cpu = platform.processor() or platform.machine()
+# CPU features that change how fast (and in which precision) the same code runs
+CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+
+
+def cpu() -> dict[str, object]:
+    """CPU model and the speed-relevant flags /proc/cpuinfo reports (empty on other systems)."""
+    model, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if line.startswith("model name") and model in (platform.processor(), platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    desc = f"{cpu}, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
+    return {"model": model, "flags": [f for f in CPU_FLAGS if f in flags], "amx": {"amx_bf16", "amx_int8"} <= flags}
+
+
+def hardware() -> str:
+    """CPU model, its speed-relevant flags and threads (and GPU when used), e.g. 'Intel Xeon
+    [amx_bf16 amx_int8 avx512f], 2 threads of 2 cores'."""
+    info = cpu()
+    flags = f" [{' '.join(info['flags'])}]" if info["flags"] else ""
+    desc = f"{info['model']}{flags}, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
     if torch.cuda.is_available():
         desc += f", GPU {torch.cuda.get_device_name(0)}"
     return desc

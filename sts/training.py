@@ -71,6 +71,16 @@ def fit(trainer: L.Trainer, model: PairModule, datamodule: Any, ckpt_path: str |
     `InterruptCheckpoint` saves last.ckpt there; after Ctrl-C the last validation's is kept)."""
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except STSError:
+        raise
+    except Exception as e:
+        # `check_resumable` vetted the file's fields; whatever else in its training state does not
+        # fit surfaces while Lightning restores it or at the first step after: before the run has
+        # stepped past the checkpoint, it is the file's fault, said in one line
+        resumed_at = _step_of(Path(ckpt_path)) if ckpt_path else None
+        if ckpt_path is None or (resumed_at is not None and trainer.global_step > resumed_at):
+            raise
+        raise STSError(f"{ckpt_path}: cannot resume from it: its training state does not fit this run ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
     except (SystemExit, KeyboardInterrupt) as e:
         if isinstance(e, SystemExit) and not (trainer.interrupted or trainer.received_sigterm):
             raise
@@ -84,11 +94,13 @@ def fit(trainer: L.Trainer, model: PairModule, datamodule: Any, ckpt_path: str |
         raise Interrupted(f"training interrupted ({how}) at step {trainer.global_step}: {resume}") from None
 
 
-def _step_of(path: Path) -> str:
+def _step_of(path: Path) -> int | None:
+    """The optimizer step a Lightning checkpoint was written at (None if unreadable)."""
     try:
-        return str(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", "?"))
-    except Exception:  # only for the message: an unreadable file is reported on resume
-        return "?"
+        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    except Exception:  # only for messages and the resume check above: an unreadable file is reported on resume
+        return None
+    return step if isinstance(step, int) else None
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:

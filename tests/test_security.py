@@ -260,6 +260,57 @@ def test_moved_run_directory_resumes(tiny_cfg, tmp_path: Path) -> None:
     assert (moved / "model.pt").is_file() and "val/spearman" in metrics
 
 
+RESUME_FIELDS = [
+    ("epoch",), ("global_step",), ("loops",), ("loops", "fit_loop", "epoch_progress", "current", "ready"),
+    ("loops", "fit_loop", "epoch_loop.state_dict", "_batches_that_stepped"), ("optimizer_states",), ("optimizer_states", 0, "state", 0, "exp_avg"),
+    ("optimizer_states", 0, "state", 0, "step"), ("optimizer_states", 0, "param_groups", 0, "lr"), ("optimizer_states", 0, "param_groups", 0, "betas"),
+    ("optimizer_states", 0, "param_groups", 0, "params"), ("lr_schedulers",), ("lr_schedulers", 0, "base_lrs"), ("lr_schedulers", 0, "last_epoch"),
+    ("callbacks", "RandomState", "torch"), ("callbacks", "RandomState", "python"), ("callbacks", "RandomState", "numpy"),
+    ("callbacks", "EarlyStopping", "wait_count"), ("callbacks", "EarlyStopping", "best_score"),
+    ("callbacks", "ModelCheckpoint", "best_model_path"), ("callbacks", "ModelCheckpoint", "best_model_score"), ("callbacks", "ModelCheckpoint", "dirpath"),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_encoder: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import compose_train
+
+    out = tmp_path_factory.mktemp("finished")
+    train(compose_train([f"encoder.name_or_path={tiny_encoder}", "logger=none", *TINY_TRAINER, *ONE_EPOCH], out))
+    return out
+
+
+@settings(max_examples=int(os.environ.get("STS_FUZZ_EXAMPLES", "40")) // 2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(field=st.sampled_from(RESUME_FIELDS), value=HOSTILE)
+def test_fuzzed_resume_state_resumes_or_is_refused(field: tuple, value: Any, finished_run: Path, tiny_cfg) -> None:
+    """Any field of last.ckpt's training state replaced or removed: resuming either trains on or
+    is one STSError line; never a traceback from inside Lightning or torch."""
+    ckpt = torch.load(finished_run / "checkpoints" / "last.ckpt", weights_only=True)
+    node: Any = ckpt
+    for key in field[:-1]:
+        if isinstance(node, dict) and isinstance(key, str) and key not in node:
+            key = next((k for k in node if k.startswith(key) and (key != "ModelCheckpoint" or "val/spearman" in k)), key)
+        node = node[key]
+    if value is DELETE:
+        node.pop(field[-1], None) if isinstance(node, dict) else None
+    else:
+        node[field[-1]] = value
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        (run_dir / "checkpoints").mkdir()
+        for best in (finished_run / "checkpoints").glob("best-*.ckpt"):
+            os.symlink(best, run_dir / "checkpoints" / best.name)
+        torch.save(ckpt, run_dir / "checkpoints" / "last.ckpt")
+        cfg = tiny_cfg("trainer.max_steps=-1", "trainer.limit_train_batches=3", "trainer.max_epochs=2", "ckpt_path=last")
+        cfg.paths.output_dir, cfg.model_file = str(run_dir), str(run_dir / "model.pt")
+        for callback in ("model_checkpoint", "last_checkpoint", "interrupt_checkpoint"):
+            cfg.callbacks[callback].dirpath = str(run_dir / "checkpoints")
+        try:
+            train(cfg)
+        except STSError as e:
+            assert "\n" not in str(e), str(e)
+
+
 # --- signals ------------------------------------------------------------------------------------
 
 

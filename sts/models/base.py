@@ -16,6 +16,7 @@ from torchmetrics import CatMetric
 from transformers import get_linear_schedule_with_warmup
 
 from sts.data.collate import pad, tokenize
+from sts.errors import STSError
 from sts.metrics import best_f1_threshold, pair_metrics
 
 _LAYER = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
@@ -108,7 +109,10 @@ class PairModule(L.LightningModule):
         return loss
 
     def _eval_step(self, batch: dict[str, Any], split: str) -> None:
-        self.scores[split].update(self.activation(self(batch)).float())
+        scores = self.activation(self(batch)).float()
+        if not bool(torch.isfinite(scores).all()):
+            raise STSError(f"{split}: the model scores NaN or infinity (training diverged?); lower model.encoder_lr / model.head_lr")
+        self.scores[split].update(scores)
         self.golds[split].update(batch["gold"])
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
