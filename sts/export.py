@@ -156,6 +156,8 @@ def save_onnx(module: PairModule, folder: Path) -> None:
     )
 
 
+# written into every export, so overwrite=true can tell our folder from a user's (never `out=~`)
+MARKER = ".sts-export.json"
 WRITERS: dict[str, Callable[[PairModule, Path], None]] = {"sentence-transformers": save_sentence_transformers, "hf": save_hf, "onnx": save_onnx}
 
 
@@ -165,8 +167,11 @@ def export(cfg: DictConfig) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise STSError(f"{out}: exists and is not a folder; choose another out=")
-    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
-        raise STSError(f"{out}: already exists and is not an empty folder; pass overwrite=true to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not cfg.overwrite:
+            raise STSError(f"{out}: already exists and is not an empty folder; pass overwrite=true to replace it")
+        if not (out / MARKER).is_file():
+            raise STSError(f"{out}: overwrite=true only replaces a folder export.py wrote (with {MARKER}); this one is not, so it is left alone")
     if not out.parent.is_dir():
         raise STSError(f"{out.parent}: output directory does not exist")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -180,6 +185,7 @@ def export(cfg: DictConfig) -> Path:
         if getattr(module, "both_orders", False):
             warnings.warn(f"{cfg.ckpt} scores each pair in both orders; a {cfg.format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
         WRITERS[cfg.format](module, tmp)
+        write_json(tmp / MARKER, {"ckpt": str(cfg.ckpt), "format": cfg.format})
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:

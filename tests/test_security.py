@@ -528,3 +528,16 @@ def test_embed_checks_clusters_before_writing(tiny_model_file: Path, tmp_path: P
     cfg = compose_config("embed", [f"ckpt={tiny_model_file}", f"input={tmp_path / 'one.txt'}", f"out={tmp_path / 'e.npy'}", "cluster.k=5"])
     assert "cluster.k=5" in refused(capsys, embed, cfg)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.txt"]
+
+
+def test_export_overwrite_replaces_only_its_own_folders(tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "home"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    cfg = compose_config("export", [f"ckpt={tiny_model_file}", "format=hf", f"out={mine}", "overwrite=true"])
+    assert "only replaces a folder export.py wrote" in refused(capsys, export, cfg)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    out = tmp_path / "hf"
+    export(compose_config("export", [f"ckpt={tiny_model_file}", "format=hf", f"out={out}"]))
+    export(compose_config("export", [f"ckpt={tiny_model_file}", "format=hf", f"out={out}", "overwrite=true"]))
+    assert (out / "config.json").is_file()
