@@ -4,7 +4,7 @@ from omegaconf import DictConfig
 
 import sts  # noqa: F401  (registers config resolvers)
 from sts.augmentation import augment
-from sts.cli import run
+from sts.cli import check_overrides, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="augment")
@@ -13,4 +13,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides()
     main()

@@ -3,7 +3,7 @@ import hydra
 from omegaconf import DictConfig
 
 import sts  # noqa: F401  (registers config resolvers)
-from sts.cli import run
+from sts.cli import check_overrides, run
 from sts.evaluation import evaluate
 
 
@@ -13,4 +13,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides()
     main()

@@ -3,7 +3,7 @@ import hydra
 from omegaconf import DictConfig
 
 import sts  # noqa: F401  (registers config resolvers)
-from sts.cli import run
+from sts.cli import check_overrides, run
 from sts.training import train
 
 
@@ -14,4 +14,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_overrides()
     main()

@@ -171,7 +171,8 @@ def read(path: str | Path, architecture: str | None = None) -> dict[str, Any]:
     (of `architecture`, when given) with every payload field checked."""
     path = Path(path)
     if not path.is_file():
-        raise STSError(f"{path}: checkpoint not found" + (" (it is a directory)" if path.is_dir() else ""))
+        kind = " (it is a directory)" if path.is_dir() else " (it is a device or pipe, not a file)" if path.exists() else ""
+        raise STSError(f"{path}: checkpoint not found{kind}")
     _check_zip(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -52,3 +52,28 @@ class RunDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config.hydra.sweep.dir)
+
+
+# Hydra's own flags that take a value (the value is not an override)
+_VALUE_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--cfg", "-c", "--package", "-p", "--info", "--experimental-rerun")
+
+
+def check_overrides(argv: list[str] | None = None) -> None:
+    """Before Hydra starts: an override it cannot parse (`threshold=[`, `a=b=c`, `foo`) is one
+    line and exit 2, not Hydra's several lines. Keys and values are checked later, by Hydra
+    (does the key exist) and by `sts.options` (is the value allowed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    args, skip = sys.argv[1:] if argv is None else argv, False
+    parser = OverridesParser.create()
+    for arg in args:
+        if skip or arg.startswith("-"):
+            skip = not skip and arg in _VALUE_FLAGS
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as e:
+            reason = next((line for line in str(e).splitlines() if line and not line.startswith(("See ", "Error parsing"))), "cannot be parsed")
+            print(f"error: override {arg!r} is not key=value in Hydra's syntax ({reason}); quote values with brackets or commas, e.g. 'columns=[a,b]'", file=sys.stderr)
+            sys.exit(2)

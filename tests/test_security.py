@@ -541,3 +541,19 @@ def test_export_overwrite_replaces_only_its_own_folders(tiny_model_file: Path, t
     export(compose_config("export", [f"ckpt={tiny_model_file}", "format=hf", f"out={out}"]))
     export(compose_config("export", [f"ckpt={tiny_model_file}", "format=hf", f"out={out}", "overwrite=true"]))
     assert (out / "config.json").is_file()
+
+
+@pytest.mark.parametrize("arg", ["threshold=[", "a=b=c", "foo", "columns=[a,b"])
+def test_unparsable_override_is_one_line(arg: str, capsys) -> None:
+    from sts.cli import check_overrides
+
+    with pytest.raises(SystemExit) as e:
+        check_overrides(["--cfg", "job", "ckpt=m.pt", arg])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(f"error: override {arg!r} is not key=value"), err
+
+
+def test_valid_overrides_and_hydra_flags_pass() -> None:
+    from sts.cli import check_overrides
+
+    check_overrides(["-m", "--cfg", "job", "-cn", "predict", "ckpt=m.pt", "'columns=[a,b]'".strip("'"), "+x=1", "~y", "data.train=[a.csv,b.csv]", "model=bi_encoder,cross_encoder"])
