@@ -126,7 +126,7 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
         raise STSError(f"{path}: checkpoint field sts.encoder_config.auto_map names remote code, which is never run")
     for key, rule in ENCODER_SIZES.items():
         if key in config:
-            _field(path, f"sts.encoder_config.{key}", config[key], rule)
+            config[key] = _field(path, f"sts.encoder_config.{key}", config[key], rule)
     max_length, positions = hparams.get("max_length", 128), config.get("max_position_embeddings")
     if positions is not None and max_length > positions:
         raise STSError(f"{path}: checkpoint field sts.hparams.max_length={max_length} exceeds the encoder's max_position_embeddings={positions}")
@@ -233,7 +233,7 @@ def build(payload: dict[str, Any], path: str | Path = "checkpoint", tokenizer: A
         config = AutoConfig.for_model(encoder_config.pop("model_type"), **encoder_config)
         encoder = AutoModel.from_config(config, trust_remote_code=False)
         module = ARCHITECTURES[architecture](encoder=encoder, tokenizer=tokenizer, loss=None, **payload["hparams"])
-    except (KeyError, TypeError, ValueError, AttributeError, OSError, RuntimeError) as e:
+    except Exception as e:  # transformers validates configs with its own error types; any is the payload's fault
         raise STSError(f"{path}: the payload does not describe a valid {architecture} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
     vocab = getattr(encoder.config, "vocab_size", None)
     if vocab is not None and len(tokenizer) > vocab:
@@ -425,4 +425,16 @@ def load(path: str | Path, architecture: str | None = None) -> PairModule:
     module = build(payload, path, tokenizer)
     module.load_state_dict(checkpoint["state_dict"], strict=True)
     module.checkpoint_metrics = payload.get("metrics", {})
-    return module.eval()
+    _smoke_test(module.eval(), path)
+    return module
+
+
+def _smoke_test(module: PairModule, path: str | Path) -> None:
+    """Score one tiny pair: a config field that builds but cannot run (a text `layer_norm_eps`,
+    an odd activation) fails here, in one line, not in the middle of a user's file."""
+    try:
+        scores = module.score_texts(["a cat"], ["a dog"])
+    except Exception as e:  # whatever the payload broke
+        raise STSError(f"{path}: the model it describes cannot score a sentence pair ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    if not np.isfinite(scores).all():
+        raise STSError(f"{path}: the model it describes scores NaN or infinity")

@@ -161,7 +161,8 @@ FIELDS = [
     ("architecture",), ("hparams",), ("hparams", "max_length"), ("hparams", "pooling"), ("hparams", "head_hidden"), ("hparams", "head_dropout"),
     ("hparams", "freeze_encoder"), ("hparams", "surprise"), ("encoder_config",), ("encoder_config", "model_type"), ("encoder_config", "hidden_size"),
     ("encoder_config", "num_hidden_layers"), ("encoder_config", "vocab_size"), ("encoder_config", "max_position_embeddings"),
-    ("encoder_config", "num_attention_heads"), ("encoder_config", "type_vocab_size"), ("tokenizer_files",), ("tokenizer_files", "tokenizer.json"),
+    ("encoder_config", "num_attention_heads"), ("encoder_config", "type_vocab_size"), ("encoder_config", "layer_norm_eps"),
+    ("encoder_config", "hidden_act"), ("encoder_config", "pad_token_id"), ("encoder_config", "position_embedding_type"), ("encoder_config", "intermediate_size"), ("tokenizer_files",), ("tokenizer_files", "tokenizer.json"),
     ("tokenizer_files", "tokenizer_config.json"), ("tokenizer_files", "special_tokens_map.json"), ("threshold",), ("metrics",), ("format",),
 ]
 DELETE = object()
