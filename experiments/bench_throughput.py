@@ -181,13 +181,12 @@ def train_peer(arch: str, args: argparse.Namespace) -> list[float]:
 
 
 def predict_ours(arch: str, case: str, args: argparse.Namespace) -> tuple[list[float], np.ndarray]:
-    from sts import checkpoint
-    from sts.scoring import Scorer
+    import sts
 
-    scorer = Scorer(checkpoint.load(args.models[f"{arch}_pt"]), args.batch_size_eval, args.precision, args.device)
+    model = sts.load(args.models[f"{arch}_pt"], batch_size=args.batch_size_eval, precision=args.precision, device=args.device)
     s1, s2 = pairs_for(case, args.quick)
     result: dict[str, np.ndarray] = {}
-    times = timed(lambda: result.__setitem__("scores", scorer(s1, s2, clip=False)), args.repeats)
+    times = timed(lambda: result.__setitem__("scores", model.score(s1, s2, clip=False)), args.repeats)
     return times, result["scores"]
 
 

@@ -1,6 +1,17 @@
 """STS: train and apply semantic-textual-similarity models (bi- and cross-encoders)."""
 from sts.config import register_resolvers
+from sts.errors import STSError
 
 __version__ = "0.1.0"
 
 register_resolvers()
+
+
+def load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201  (sts.api.load's signature)
+    """`sts.api.load`, imported on first use so `import sts` stays light."""
+    from sts.api import load as _load
+
+    return _load(*args, **kwargs)
+
+
+__all__ = ["STSError", "load"]

@@ -17,11 +17,10 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from sts import checkpoint, options
+from sts import options
+from sts.api import load
 from sts.data.tables import atomic_output
 from sts.errors import STSError
-from sts.models import BiEncoder
-from sts.scoring import Scorer
 
 
 def neighbour_pairs(embeddings: torch.Tensor, ranks: Sequence[int], exclude: set[tuple[int, int]], random_partners: int = 0, seed: int = 0, block: int = 2048) -> list[tuple[int, int]]:
@@ -71,19 +70,19 @@ def augment(cfg: DictConfig) -> Path:
     datamodule = instantiate(cfg.data, val=None, test=None)
     gold = datamodule.read()["train"]
     teachers = [cfg.teacher] if isinstance(cfg.teacher, str) else list(cfg.teacher)
-    first_teacher = checkpoint.load(teachers[0])
-    sampler = checkpoint.load(cfg.sampler) if cfg.sampler else first_teacher
-    if not isinstance(sampler, BiEncoder):
+    first_teacher = load(teachers[0], device=cfg.device, batch_size=cfg.batch_size)
+    sampler = load(cfg.sampler, device=cfg.device, batch_size=cfg.batch_size) if cfg.sampler else first_teacher
+    if sampler.architecture != "BiEncoder":
         raise STSError(f"{cfg.sampler or teachers[0]}: picking neighbours needs a bi-encoder's embeddings; set sampler=BI_ENCODER_MODEL")
 
     sentences = list(dict.fromkeys([*gold.sentence1, *gold.sentence2]))
     index = {s: i for i, s in enumerate(sentences)}
     known = {(min(index[a], index[b]), max(index[a], index[b])) for a, b in zip(gold.sentence1, gold.sentence2)}
     ranks = list(cfg.ranks) if cfg.ranks else list(range(1, cfg.neighbours + 1))
-    pairs = neighbour_pairs(sampler.embed_texts(sentences, cfg.batch_size), ranks, known, cfg.random_partners, cfg.seed)
+    pairs = neighbour_pairs(torch.from_numpy(sampler.embed(sentences)), ranks, known, cfg.random_partners, cfg.seed)
     first, second = [sentences[i] for i, _ in pairs], [sentences[j] for _, j in pairs]
-    models = [first_teacher, *(checkpoint.load(t) for t in teachers[1:])]
-    scores = sum(Scorer(m, cfg.batch_size, "fp32", cfg.device)(first, second) for m in models) / len(models)
+    models = [first_teacher, *(load(t, device=cfg.device, batch_size=cfg.batch_size) for t in teachers[1:])]
+    scores = sum(m.score(first, second) for m in models) / len(models)
 
     low, high = cfg.data.score_range
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,15 +7,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
-from sts import checkpoint, options
+from sts import options
+from sts.api import Model, load
 from sts.data.readers import check_sentence
 from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_text_file, open_text
 from sts.errors import InputError, STSError
-from sts.models import BiEncoder
-from sts.models.encoder import load_pretrained, sentence_transformers_pooling
+from sts.models.encoder import resolve
 from sts.report import format_table
 from sts.scoring import chunks, progress
 
@@ -38,19 +37,19 @@ def read_sentences(path: Path, fmt: str | None, column: str | None) -> list[str]
     return [check_sentence(table.path, row, record[column], column) for row, record in table.rows()]
 
 
-def load_embedder(cfg: DictConfig) -> BiEncoder:
-    """The checkpoint's bi-encoder, or the configured encoder untrained."""
+def load_embedder(cfg: DictConfig) -> Model:
+    """The checkpoint's bi-encoder, or the configured encoder untrained (null: the bundled one)."""
     if cfg.ckpt:
-        module = checkpoint.load(cfg.ckpt)
-        if not isinstance(module, BiEncoder):
-            raise STSError(
-                f"{cfg.ckpt}: is a {type(module).__name__}, which scores pairs jointly and has no sentence embeddings; "
-                "use a bi-encoder model (train.py model=bi_encoder) or leave ckpt out for the bundled encoder"
-            )
-        return module
-    tokenizer, encoder = load_pretrained(cfg.encoder.name_or_path)
-    pooling = cfg.pooling or sentence_transformers_pooling(cfg.encoder.name_or_path) or "mean"
-    return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=cfg.encoder.max_length, pooling=pooling)
+        model = load(cfg.ckpt, device=cfg.device, batch_size=cfg.batch_size)
+    else:
+        name = resolve(cfg.encoder.name_or_path)
+        model = load(name, device=cfg.device, batch_size=cfg.batch_size, pooling=cfg.pooling, max_length=cfg.encoder.max_length)
+    if model.architecture != "BiEncoder":
+        raise STSError(
+            f"{cfg.ckpt}: is a {model.architecture}, which scores pairs jointly and has no sentence embeddings; "
+            "use a bi-encoder model (train.py model=bi_encoder) or leave ckpt out for the bundled encoder"
+        )
+    return model
 
 
 def check_npy_output(out: Path, overwrite: bool) -> None:
@@ -86,11 +85,11 @@ def embed(cfg: DictConfig) -> np.ndarray:
     sentences = read_sentences(input_path, cfg.format, cfg.column)
     if cfg.cluster.k and not 1 <= int(cfg.cluster.k) <= len(sentences):
         raise STSError(f"option cluster.k={cfg.cluster.k}: must be between 1 and the number of sentences ({len(sentences)})")
-    module = load_embedder(cfg).to(torch.device(cfg.device))
+    model = load_embedder(cfg)
     parts = []
     with progress(len(sentences), cfg.progress, unit="sentences", desc="embedding") as bar:
         for chunk in chunks(iter(sentences), CHUNK):
-            parts.append(module.embed_texts(chunk, cfg.batch_size).cpu().numpy().astype(np.float32))
+            parts.append(model.embed(chunk).astype(np.float32))
             bar.update(len(chunk))
     embeddings = np.concatenate(parts)
     with atomic_output(out, cfg.overwrite) as handle:

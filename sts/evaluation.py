@@ -15,14 +15,14 @@ from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint, options
+from sts import options
+from sts.api import Model, load
 from sts.data.datamodule import SPLITS
 from sts.data.readers import Pairs
 from sts.errors import STSError
 from sts.metrics import pair_metrics
-from sts.models.cross_encoder import set_both_orders
 from sts.report import format_table
-from sts.scoring import Scorer, chunks, progress
+from sts.scoring import chunks, progress
 
 METRICS = ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "auroc")
 CURVES = ("pr", "roc")
@@ -44,13 +44,13 @@ def read_split(data: DictConfig, split: str) -> tuple[Pairs, float]:
     return pairs[split], datamodule.positive_threshold
 
 
-def score_pairs(scorer: Scorer, pairs: Pairs, chunk_size: int, show: str | bool) -> np.ndarray:
+def score_pairs(model: Model, pairs: Pairs, chunk_size: int, show: str | bool) -> np.ndarray:
     """Unclipped scores in input order (as training's metrics use them), with a progress bar."""
     parts = []
     with progress(len(pairs), show, desc="scoring") as bar:
         for chunk in chunks(zip(pairs.sentence1, pairs.sentence2), chunk_size):
             first, second = zip(*chunk)
-            parts.append(scorer(first, second, clip=False))
+            parts.append(model.score(list(first), list(second), clip=False))
             bar.update(len(chunk))
     return np.concatenate(parts)
 
@@ -133,18 +133,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     except OSError as e:
         raise STSError(f"{out_dir}: cannot create out_dir ({e.strerror or e})") from None
     pairs, positive_threshold = read_split(cfg.data, cfg.split)
-    module = set_both_orders(checkpoint.load(cfg.ckpt), cfg.get("both_orders"))
-    threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
-    scores = score_pairs(Scorer(module, cfg.batch_size, cfg.precision, cfg.device), pairs, cfg.chunk_size, cfg.progress)
+    model = load(cfg.ckpt, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size, both_orders=cfg.get("both_orders"))
+    threshold = model.threshold if cfg.threshold is None else float(cfg.threshold)
+    scores = score_pairs(model, pairs, cfg.chunk_size, cfg.progress)
     results = metrics_by_group(scores, pairs, positive_threshold, threshold)
-    name = f"{type(module).__name__} on {cfg.data.name} {cfg.split}"
+    name = f"{model.architecture} on {cfg.data.name} {cfg.split}"
     score_range = None if pairs.binary else cfg.data.score_range
     plots = [
         plot_scatter(scores, pairs.gold, score_range, threshold, out_dir / "scatter.png", name),
         plot_curve(scores, pairs.gold >= positive_threshold, threshold, cfg.curve, out_dir / f"{cfg.curve}_curve.png", name),
     ]
     record = {
-        "ckpt": str(cfg.ckpt),
+        "ckpt": str(cfg.ckpt) if cfg.ckpt else "bundled",
         "data": cfg.data.name,
         "split": cfg.split,
         "threshold": threshold,

@@ -27,6 +27,9 @@ from torch import nn
 from sts import checkpoint, options
 from sts.errors import STSError
 from sts.models import BiEncoder, CrossEncoder, PairModule
+# written into every export, so overwrite=true can tell our folder from a user's (never `out=~`),
+# and so `sts.load(folder)` finds the threshold and metrics of the model file it came from
+from sts.pretrained import MARKER
 
 SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
@@ -156,8 +159,6 @@ def save_onnx(module: PairModule, folder: Path) -> None:
     )
 
 
-# written into every export, so overwrite=true can tell our folder from a user's (never `out=~`)
-MARKER = ".sts-export.json"
 WRITERS: dict[str, Callable[[PairModule, Path], None]] = {"sentence-transformers": save_sentence_transformers, "hf": save_hf, "onnx": save_onnx}
 
 
@@ -185,7 +186,8 @@ def export(cfg: DictConfig) -> Path:
         if getattr(module, "both_orders", False):
             warnings.warn(f"{cfg.ckpt} scores each pair in both orders; a {cfg.format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
         WRITERS[cfg.format](module, tmp)
-        write_json(tmp / MARKER, {"ckpt": str(cfg.ckpt), "format": cfg.format})
+        record = {"ckpt": str(cfg.ckpt), "format": cfg.format, "architecture": type(module).__name__, "threshold": module.threshold}
+        write_json(tmp / MARKER, record | {"metrics": getattr(module, "checkpoint_metrics", {})})
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:

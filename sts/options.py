@@ -171,6 +171,7 @@ SCORING: dict[str, Rule] = {
 
 PREDICT: dict[str, Rule] = {
     **SCORING,
+    "ckpt": optional(text()),
     "input": text(),
     "output": optional(text()),
     "format": optional(choice("csv", "tsv", "jsonl")),
@@ -185,6 +186,7 @@ PREDICT: dict[str, Rule] = {
 
 EVALUATE: dict[str, Rule] = {
     **{k: v for k, v in SCORING.items() if k != "overwrite"},
+    "ckpt": optional(text()),
     **DATA,
     "split": choice("val", "test"),
     "out_dir": text(),

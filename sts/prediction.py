@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint, options
+from sts import bundled, options
+from sts.api import Model, load
 from sts.data.readers import check_sentence
 from sts.data.tables import Table, TableWriter, atomic_output, listed, table_format
 from sts.errors import InputError, STSError
-from sts.models.cross_encoder import set_both_orders
 from sts.report import format_table
-from sts.scoring import Scorer, chunks, count_lines, progress, score_distributed
+from sts.scoring import chunks, count_lines, progress, score_distributed
 
 OUTPUT_COLUMNS = ("score", "lbl")
 
@@ -77,16 +77,25 @@ def _sentences(table: Table, first: str, second: str) -> tuple[list[str], list[s
     return texts1, texts2
 
 
-def _score_in_processes(cfg: DictConfig, module: Any, table: Table, first: str, second: str, output: Path) -> np.ndarray | None:
+def _score_in_processes(cfg: DictConfig, model: Model, table: Table, first: str, second: str, output: Path) -> np.ndarray | None:
     """Scores from `trainer.devices` processes (Lightning predict loop + DDP); None on ranks > 0."""
     texts1, texts2 = _sentences(table, first, second)
     workdir = output.with_name(f".{output.name}.shards")
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     try:
-        return score_distributed(module, texts1, texts2, trainer_kwargs, workdir, cfg.batch_size, cfg.chunk_size)
+        return score_distributed(model.module, texts1, texts2, trainer_kwargs, workdir, cfg.batch_size, cfg.chunk_size)
     finally:
         if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def zero_shot_notice() -> str:
+    """What labels a table when no ckpt= is given, in one line."""
+    record = bundled.record()
+    return (
+        f"no ckpt= given: labelling with the bundled {bundled.NAME} used zero-shot (STS-B test Spearman {100 * record['test']['spearman']:.2f}, "
+        f"threshold {record['threshold']:.3f} chosen on dev); `make train` trains a better model (README, Quickstart)"
+    )
 
 
 def predict(cfg: DictConfig) -> Path:
@@ -100,16 +109,17 @@ def predict(cfg: DictConfig) -> Path:
         raise InputError(input_path, f"already has column(s) {clash}, which the output adds")
     output = Path(cfg.output) if cfg.output else default_output(input_path)
     output_format = check_output(input_path, output, cfg.overwrite)
-    module = set_both_orders(checkpoint.load(cfg.ckpt), cfg.get("both_orders"))
-    threshold = module.threshold if cfg.threshold is None else float(cfg.threshold)
+    model = load(cfg.ckpt, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size, both_orders=cfg.get("both_orders"))
+    if cfg.ckpt is None:
+        print(zero_shot_notice())
+    threshold = model.threshold if cfg.threshold is None else float(cfg.threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise STSError(f"threshold={threshold}: must be between 0 and 1")
     precomputed = None  # several processes score everything first; one process streams chunk by chunk
     if cfg.trainer.devices not in (1, "1"):
-        precomputed = _score_in_processes(cfg, module, table, first, second, output)
+        precomputed = _score_in_processes(cfg, model, table, first, second, output)
         if precomputed is None:
             return output  # not rank 0: rank 0 writes the file
-    scorer = Scorer(module, cfg.batch_size, cfg.precision, cfg.device)
     preview: list[dict[str, Any]] = []
     written = 0
     with atomic_output(output, cfg.overwrite) as handle, progress(max(count_lines(str(table.source)) - 1, 1), cfg.progress) as bar:
@@ -117,7 +127,7 @@ def predict(cfg: DictConfig) -> Path:
         for chunk in chunks(table.rows(), cfg.chunk_size):
             texts1 = [check_sentence(table.path, row, record[first], first) for row, record in chunk]
             texts2 = [check_sentence(table.path, row, record[second], second) for row, record in chunk]
-            scores = scorer(texts1, texts2) if precomputed is None else precomputed[written : written + len(texts1)]
+            scores = model.score(texts1, texts2) if precomputed is None else precomputed[written : written + len(texts1)]
             rows = [record | {"score": f"{s:.6f}", "lbl": int(s >= threshold)} for (_, record), s in zip(chunk, scores)]
             writer.write(rows)
             preview.extend(rows[: max(cfg.preview_rows - len(preview), 0)])

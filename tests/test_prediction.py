@@ -264,7 +264,7 @@ def bad_checkpoints(tiny_model_file: Path, tmp_path: Path) -> dict[str, tuple[Pa
         "wrong architecture": (made / "claims-cross.pt", "checkpoint field sts.hparams has an unknown key 'head_hidden'"),
         "tampered weights": (made / "tampered.pt", "weights do not match the BiEncoder they are loaded into: 1 tensor(s) differ"),
         "no payload": (made / "plain.pt", "not an STS checkpoint"),
-        "directory": (made, "checkpoint not found (it is a directory)"),
+        "directory": (made, "a folder without config.json, so not a model folder"),
     }
 
 
@@ -305,3 +305,12 @@ def test_interrupted_predict_leaves_no_output(sig: signal.Signals, tiny_model_fi
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == "interrupted", (proc.returncode, err[-2000:])
     assert files(tmp_path) == ["in.csv"]
+
+
+def test_no_ckpt_labels_the_examples_with_the_bundled_model(tmp_path: Path) -> None:
+    """The quickstart without training: predict.py input=examples/pairs.csv gives 1, 0, 1."""
+    out = tmp_path / "pairs.pred.csv"
+    result = run_cli([str(ROOT / "predict.py"), f"input={ROOT / 'examples' / 'pairs.csv'}", f"output={out}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("no ckpt= given: labelling with the bundled all-MiniLM-L6-v2 used zero-shot (STS-B test Spearman 82.03")
+    assert [row[-1] for row in read_csv(out)[1:]] == ["1", "0", "1"]

@@ -463,7 +463,7 @@ def test_gpu_options_on_a_cpu_only_torch(capsys) -> None:
 
 
 def test_missing_required_option_is_one_line(capsys) -> None:
-    assert refused(capsys, predict, compose_config("predict", ["input=x.csv"])) == "error: option ckpt is required: add ckpt=..."
+    assert refused(capsys, predict, compose_config("predict", ["ckpt=m.pt"])) == "error: option input is required: add input=..."
 
 
 def test_bad_option_through_the_script(tmp_path: Path) -> None:

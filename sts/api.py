@@ -1,0 +1,246 @@
+"""The Python API: `sts.load(...)` gives a `Model` that scores, labels, embeds and mines.
+
+    import sts
+    model = sts.load()                      # bundled all-MiniLM-L6-v2, zero-shot, calibrated threshold
+    model.label(["the cat ate the mouse"], ["the mouse was eaten by the cat"])   # array([1])
+
+predict.py, evaluate.py, embed.py, mine.py and augment.py are built on this object, so a score
+is the same number whichever way it is asked for.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sts.errors import STSError
+from sts.mining import MAX_PAIRS, MinedPair, similar_pairs
+from sts.models import BiEncoder, CrossEncoder, PairModule
+from sts.models.cross_encoder import set_both_orders
+from sts.scoring import PRECISIONS, Scorer
+
+CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
+OUTPUT_COLUMNS = ("score", "lbl")
+
+
+def _is_frame(value: Any) -> bool:
+    """A pandas DataFrame, recognised without importing pandas (an optional dependency)."""
+    return type(value).__name__ == "DataFrame" and type(value).__module__.split(".")[0] == "pandas"
+
+
+def _texts(name: str, values: Any) -> list[str]:
+    """A list of non-empty strings from a str, list, tuple, numpy array or pandas Series."""
+    if isinstance(values, str):
+        values = [values]
+    elif isinstance(values, np.ndarray):
+        values = values.tolist()
+    elif hasattr(values, "tolist") and type(values).__module__.split(".")[0] == "pandas":
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)):
+        raise STSError(f"{name}: expected a list of sentences (list, tuple, numpy array or pandas Series), got {type(values).__name__}")
+    for k, value in enumerate(values):
+        if not isinstance(value, str):
+            raise STSError(f"{name}[{k}]: is not text: {value!r:.60}")
+        if not value.strip():
+            raise STSError(f"{name}[{k}]: is empty")
+    return list(values)
+
+
+class Model:
+    """A loaded similarity model. Scores are 0-1 in input order; `lbl` is score >= threshold.
+
+    Args:
+        module: the bi- or cross-encoder.
+        info: where it came from and what it measured (see `info`).
+        batch_size, precision, device: how it scores (precision: fp32 | bf16 autocast).
+    """
+
+    def __init__(self, module: PairModule, info: dict[str, Any], batch_size: int = 64, precision: str = "fp32", device: str = "cpu") -> None:
+        if precision not in PRECISIONS:
+            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
+        self.module = module
+        self._scorer = Scorer(module, batch_size, precision, device)
+        self._info = info
+
+    @property
+    def architecture(self) -> str:
+        return type(self.module).__name__
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold: chosen on dev at training (or shipped for the bundled model)."""
+        return float(self.module.threshold)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Architecture, encoder, threshold and its origin, recorded metrics, how it was made."""
+        encoder = self.module.encoder.config
+        return {
+            "architecture": self.architecture,
+            "encoder": {
+                "model_type": encoder.model_type,
+                "name": getattr(encoder, "_name_or_path", "") or None,
+                "layers": getattr(encoder, "num_hidden_layers", None),
+                "hidden_size": getattr(encoder, "hidden_size", None),
+            },
+            "max_length": self.module.max_length,
+            "pooling": getattr(self.module, "pooling", None),
+            "both_orders": getattr(self.module, "both_orders", None),
+            "threshold": self.threshold,
+            **self._info,
+        }
+
+    def __repr__(self) -> str:
+        return f"Model({self.architecture}, source={self._info.get('source')!r}, threshold={self.threshold:.3f})"
+
+    # --- pairs ------------------------------------------------------------------------------
+    def _pairs(self, sentences1: Any, sentences2: Any, columns: Sequence[str]) -> tuple[list[str], list[str]]:
+        if _is_frame(sentences1):
+            if sentences2 is not None:
+                raise STSError("a DataFrame carries both sentences; give columns=(first, second), not a second argument")
+            if len(columns) != 2:
+                raise STSError(f"columns={tuple(columns)}: name exactly two columns")
+            missing = [c for c in columns if c not in sentences1.columns]
+            if missing:
+                raise STSError(f"DataFrame: no column(s) {missing} (columns: {list(sentences1.columns)[:20]}); set columns=(first, second)")
+            return _texts(columns[0], sentences1[columns[0]]), _texts(columns[1], sentences1[columns[1]])
+        if sentences2 is None:
+            raise STSError("score/label take two lists of sentences (or one DataFrame)")
+        first, second = _texts("sentences1", sentences1), _texts("sentences2", sentences2)
+        if len(first) != len(second):
+            raise STSError(f"sentences1 has {len(first)} sentences but sentences2 {len(second)}; pairs need one of each")
+        return first, second
+
+    def _labelled(self, frame: Any, scores: np.ndarray, threshold: float) -> Any:
+        clash = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+        if clash:
+            raise STSError(f"DataFrame: already has column(s) {clash}, which the result adds")
+        out = frame.copy()
+        out["score"] = scores
+        out["lbl"] = (scores >= threshold).astype(np.int64)
+        return out
+
+    def _threshold(self, threshold: float | None) -> float:
+        value = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= value <= 1.0:
+            raise STSError(f"threshold={threshold}: must be between 0 and 1")
+        return value
+
+    def score(self, sentences1: Any, sentences2: Any = None, *, columns: Sequence[str] = ("line1", "line2"), clip: bool = True) -> Any:
+        """Similarity in 0-1 per pair (`clip=False`: a bi-encoder's raw cosine, as metrics use it).
+        A DataFrame in gives a copy with `score` and `lbl` columns, index and rows unchanged."""
+        first, second = self._pairs(sentences1, sentences2, columns)
+        scores = self._scorer(first, second, clip=clip) if first else np.empty(0, np.float32)
+        return self._labelled(sentences1, scores, self.threshold) if _is_frame(sentences1) else scores
+
+    def label(self, sentences1: Any, sentences2: Any = None, *, threshold: float | None = None, columns: Sequence[str] = ("line1", "line2")) -> Any:
+        """1 (similar) or 0 per pair: score >= `threshold` (default: the model's own)."""
+        cut = self._threshold(threshold)
+        first, second = self._pairs(sentences1, sentences2, columns)
+        scores = self._scorer(first, second) if first else np.empty(0, np.float32)
+        return self._labelled(sentences1, scores, cut) if _is_frame(sentences1) else (scores >= cut).astype(np.int64)
+
+    # --- sentences --------------------------------------------------------------------------
+    def _bi_encoder(self, what: str) -> BiEncoder:
+        if not isinstance(self.module, BiEncoder):
+            raise STSError(
+                f"{what} needs sentence embeddings, and a {self.architecture} has none (it reads both sentences together); "
+                "use a bi-encoder (sts.load() or a model trained with model=bi_encoder)" + (", and pass this model as rerank=" if what == "mining" else "")
+            )
+        return self.module
+
+    def embed(self, sentences: Any) -> np.ndarray:
+        """Pooled embeddings (N x hidden, float32) in input order; bi-encoders only."""
+        module = self._bi_encoder("embed")
+        texts = _texts("sentences", sentences)
+        if not texts:
+            return np.empty((0, module.encoder.config.hidden_size), np.float32)
+        with self._scorer._autocast():
+            return module.embed_texts(texts, self._scorer.batch_size).float().cpu().numpy()
+
+    def mine(
+        self, sentences: Any, top_k: int | None = None, threshold: float | None = None, max_pairs: int = MAX_PAIRS, rerank: Model | None = None
+    ) -> list[MinedPair]:
+        """Pairs of distinct sentences of one corpus (repeats counted once), best first.
+
+        `top_k=None`: every pair whose score reaches `threshold` (default: the model's own);
+        `top_k=k`: each sentence's k best partners, whatever their score (`lbl` says which reach
+        it). `rerank`: a cross-encoder re-scores these candidates and labels at its threshold
+        (without top_k, only the pairs it labels 1 are kept). At most `max_pairs`, the best."""
+        module = self._bi_encoder("mining")
+        if rerank is not None and not isinstance(rerank, Model):
+            raise STSError(f"rerank: expected a model from sts.load(), got {type(rerank).__name__}")
+        corpus = list(dict.fromkeys(_texts("sentences", sentences)))
+        cut = self._threshold(threshold)
+        embeddings = torch.from_numpy(self.embed(corpus)) if corpus else torch.empty(0, 1)
+        candidates = similar_pairs(embeddings, top_k, None if top_k else cut, max_pairs)
+        first, second = [corpus[i] for i in candidates[0]], [corpus[j] for j in candidates[1]]
+        if module.head is not None or rerank is not None:  # a frozen head, or a cross-encoder, gives the scores
+            scorer = rerank if rerank is not None else self
+            cut = scorer.threshold if rerank is not None else cut
+            scores = scorer.score(first, second) if first else np.empty(0, np.float32)
+        else:
+            scores = np.clip(candidates[2], 0.0, 1.0)
+        pairs = [MinedPair(a, b, float(s), int(s >= cut)) for a, b, s in zip(first, second, scores)]
+        if top_k is None:
+            pairs = [p for p in pairs if p.lbl]
+        return sorted(pairs, key=lambda p: -p.score)
+
+
+def _source(path: str | Path | None) -> str:
+    return "bundled" if path is None else str(path)
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int = 64,
+    both_orders: bool | None = None,
+    pooling: str | None = None,
+    max_length: int | None = None,
+) -> Model:
+    """A model to score with.
+
+    `path`: None (the bundled all-MiniLM-L6-v2, zero-shot, threshold calibrated on STS-B dev),
+    a model.pt or Lightning .ckpt from train.py (checked field by field, never unpickled), an
+    exported Hugging Face / sentence-transformers folder, or a Hugging Face id when online.
+    `both_orders` overrides how a cross-encoder scores; `pooling` and `max_length` apply to
+    encoder folders and ids only (a model file carries its own)."""
+    from sts import bundled, checkpoint, pretrained
+
+    file_like = path is not None and (Path(path).suffix in CHECKPOINT_SUFFIXES or (Path(path).exists() and not Path(path).is_dir()))
+    if (pooling is not None or max_length is not None) and (path is None or file_like):
+        raise STSError("pooling= and max_length= apply to an encoder folder or Hugging Face id; a model file and the bundled model carry their own")
+    if path is None:
+        module: PairModule = bundled.module()
+        record = bundled.record()
+        module.threshold = float(record["threshold"])
+        info = {
+            "source": "bundled",
+            "name": bundled.NAME,
+            "threshold_source": "STS-B dev, F1-maximising (python -m sts.bundled)",
+            "metrics": {f"{split}/{k}": v for split in ("val", "test") for k, v in record[split].items()},
+            "made_by": "zero-shot: the pretrained encoder, mean pooling, cosine; no training",
+        }
+    elif file_like:
+        module = checkpoint.load(path)
+        metrics = dict(getattr(module, "checkpoint_metrics", {}))
+        info = {
+            "source": str(path),
+            "threshold_source": f"dev of {metrics.get('data', 'its training data')}, chosen at training",
+            "metrics": {k: v for k, v in metrics.items() if k not in ("config", "data")},
+            "trained_on": metrics.get("data"),
+            "made_by": metrics.get("config"),
+        }
+    else:
+        module, folder_info = pretrained.load(str(path), pooling, max_length)
+        info = {"source": str(path), **folder_info, "made_by": "an exported or pretrained folder"}
+    set_both_orders(module, both_orders)
+    if isinstance(module, CrossEncoder) and pooling is not None and pooling != module.pooling:
+        raise STSError(f"pooling={pooling}: this cross-encoder pools with {module.pooling}")
+    return Model(module, info, batch_size=batch_size, precision=precision, device=device)

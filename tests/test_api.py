@@ -1,0 +1,146 @@
+"""sts.load / Model: the bundled zero-shot model, model files, exported folders; score, label,
+embed and DataFrames in and out; every refusal is one STSError."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sts
+from sts import checkpoint
+from sts.api import Model
+from sts.errors import STSError
+from sts.export import export
+
+from conftest import ROOT, compose_config
+
+S1 = ["the cat ate the mouse", "the dog chased the cat", "the king ate the cake"]
+S2 = ["the mouse was eaten by the cat", "the alligator is fat", "the cake was ingested by the king"]
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Model:
+    return sts.load()
+
+
+def test_bundled_model_labels_the_example_pairs_offline(bundled: Model) -> None:
+    labels = bundled.label(S1, S2)
+    assert isinstance(labels, np.ndarray) and labels.tolist() == [1, 0, 1]
+    assert bundled.architecture == "BiEncoder" and abs(bundled.threshold - 0.806) < 1e-3
+    info = bundled.info
+    assert info["source"] == "bundled" and info["encoder"]["layers"] == 6 and info["metrics"]["test/spearman"] > 0.8
+
+
+def test_inputs_lists_tuples_arrays_and_threshold(bundled: Model) -> None:
+    scores = bundled.score(S1, S2)
+    assert scores.dtype == np.float32 and scores.shape == (3,) and ((0 <= scores) & (scores <= 1)).all()
+    np.testing.assert_allclose(bundled.score(tuple(S1), np.array(S2)), scores, atol=1e-6)
+    assert bundled.score(S1[0], S2[0]).shape == (1,)
+    assert bundled.label(S1, S2, threshold=0.0).tolist() == [1, 1, 1]
+    assert bundled.label(S1, S2, threshold=1.0).tolist() == [0, 0, 0]
+    assert bundled.score([], []).shape == (0,)
+
+
+def test_dataframe_in_labelled_copy_out(bundled: Model) -> None:
+    seed = pd.DataFrame({"line1": S1, "line2": S2}, index=pd.Index([7, 3, 5], name="index"))
+    before = seed.copy()
+    out = bundled.label(seed)
+    pd.testing.assert_frame_equal(seed, before)  # the user's table is not touched
+    assert list(out.columns) == ["line1", "line2", "score", "lbl"] and out.index.tolist() == [7, 3, 5]
+    assert out["lbl"].tolist() == [1, 0, 1]
+    np.testing.assert_allclose(out["score"].to_numpy(), bundled.score(S1, S2), atol=1e-6)
+    renamed = seed.rename(columns={"line1": "a", "line2": "b"})
+    assert bundled.score(renamed, columns=("a", "b"))["lbl"].tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: m.score(S1, S2[:2]), "sentences1 has 3 sentences but sentences2 2"),
+        (lambda m: m.score(S1, ["a", " ", "b"]), "sentences2[1]: is empty"),
+        (lambda m: m.score(S1, ["a", 3, "b"]), "sentences2[1]: is not text"),
+        (lambda m: m.score(S1), "take two lists"),
+        (lambda m: m.score({"a": 1}, S2), "expected a list of sentences"),
+        (lambda m: m.label(S1, S2, threshold=1.5), "must be between 0 and 1"),
+        (lambda m: m.label(pd.DataFrame({"x": S1})), "no column(s) ['line1', 'line2']"),
+        (lambda m: m.label(pd.DataFrame({"line1": S1, "line2": S2, "lbl": 0})), "already has column(s) ['lbl']"),
+        (lambda m: m.label(pd.DataFrame({"line1": S1, "line2": [None, "a", "b"]})), "line2[0]: is not text"),
+    ],
+)
+def test_bad_input_is_one_error(bundled: Model, call, message: str) -> None:
+    with pytest.raises(STSError, match=None) as e:
+        call(bundled)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_embed_bi_encoder_and_refused_for_cross_encoder(bundled: Model, tiny_cross_model_file: Path) -> None:
+    embeddings = bundled.embed(S1)
+    assert embeddings.shape == (3, 384) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(bundled.embed(S1[0])[0], embeddings[0], atol=1e-5)
+    with pytest.raises(STSError, match="needs sentence embeddings, and a CrossEncoder has none"):
+        sts.load(tiny_cross_model_file).embed(S1)
+
+
+def test_model_file_scores_as_the_module_does(tiny_model_file: Path, tiny_cross_model_file: Path) -> None:
+    for path in (tiny_model_file, tiny_cross_model_file):
+        model = sts.load(path)
+        module = checkpoint.load(path)
+        np.testing.assert_allclose(model.score(S1, S2), module.score_texts(S1, S2), atol=1e-6)
+        assert model.threshold == pytest.approx(module.threshold)
+        assert model.info["source"] == str(path) and model.info["trained_on"] == "stsb" and "val/spearman" in model.info["metrics"]
+
+
+@pytest.mark.parametrize("fmt", ["hf", "sentence-transformers"])
+@pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
+def test_exported_folder_loads_back_with_the_same_scores(model_file: str, fmt: str, request, tmp_path: Path) -> None:
+    ckpt = request.getfixturevalue(model_file)
+    out = export(compose_config("export", [f"ckpt={ckpt}", f"format={fmt}", f"out={tmp_path / 'out'}"]))
+    ours, folder = sts.load(ckpt), sts.load(out)
+    assert folder.architecture == ours.architecture
+    np.testing.assert_allclose(folder.score(S1, S2), ours.score(S1, S2), atol=1e-5)
+    assert folder.threshold == pytest.approx(ours.threshold) and folder.info["threshold_source"] == "export"
+
+
+def test_foreign_encoder_folder_is_an_uncalibrated_bi_encoder(tiny_encoder: str) -> None:
+    model = sts.load(tiny_encoder, pooling="cls", max_length=16)
+    assert model.architecture == "BiEncoder" and model.info["pooling"] == "cls" and model.info["max_length"] == 16
+    assert model.threshold == 0.5 and "not calibrated" in model.info["threshold_source"]
+
+
+def test_load_refusals_are_one_line(tmp_path: Path, tiny_model_file: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "evil.pt").write_bytes(b"PK\x03\x04 not really")
+    cases = {
+        str(tmp_path / "missing.pt"): "checkpoint not found",
+        str(tmp_path / "empty"): "a folder without config.json",
+        str(tmp_path / "evil.pt"): "evil.pt",
+    }
+    for path, message in cases.items():
+        with pytest.raises(STSError) as e:
+            sts.load(path)
+        assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+    with pytest.raises(STSError, match="apply to an encoder folder"):
+        sts.load(tiny_model_file, pooling="cls")
+    with pytest.raises(STSError, match="precision='fp16'"):
+        sts.load(tiny_model_file, precision="fp16")
+
+
+def test_readme_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "Use from Python" block, executed as written from the repository root."""
+    monkeypatch.chdir(ROOT)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Use from Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+    labelled = namespace["labelled"]
+    assert labelled["lbl"].tolist() == [1, 0, 1] and labelled.index.tolist() == [0, 1, 2]
+
+
+def test_both_orders_override_for_cross_encoders(tiny_cross_model_file: Path, tiny_model_file: Path) -> None:
+    both = sts.load(tiny_cross_model_file, both_orders=True)
+    forward, backward = sts.load(tiny_cross_model_file, both_orders=False).score(S1, S2), sts.load(tiny_cross_model_file, both_orders=False).score(S2, S1)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    expected = 1 / (1 + np.exp(-(logit(forward.astype(np.float64)) + logit(backward.astype(np.float64))) / 2))
+    np.testing.assert_allclose(both.score(S1, S2), expected, atol=1e-5)
+    with pytest.raises(STSError, match="symmetric already"):
+        sts.load(tiny_model_file, both_orders=True)
