@@ -20,10 +20,11 @@ from sts.errors import STSError
 from sts.mining import MAX_PAIRS, MinedPair, similar_pairs
 from sts.models import BiEncoder, CrossEncoder, PairModule
 from sts.models.cross_encoder import set_both_orders
-from sts.scoring import PRECISIONS, Scorer
+from sts.scoring import PRECISIONS, Scorer, chunks, progress
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 OUTPUT_COLUMNS = ("score", "lbl")
+EMBED_CHUNK = 4096  # sentences embedded per progress step
 
 
 def _is_frame(value: Any) -> bool:
@@ -161,22 +162,38 @@ class Model:
         with self._scorer._autocast():
             return module.embed_texts(texts, self._scorer.batch_size).float().cpu().numpy()
 
+    def _embed_all(self, sentences: list[str], show: str | bool) -> np.ndarray:
+        parts = []
+        with progress(len(sentences), show, unit="sentences", desc="embedding") as bar:
+            for chunk in chunks(iter(sentences), EMBED_CHUNK):
+                parts.append(self.embed(chunk))
+                bar.update(len(chunk))
+        return np.concatenate(parts)
+
     def mine(
-        self, sentences: Any, top_k: int | None = None, threshold: float | None = None, max_pairs: int = MAX_PAIRS, rerank: Model | None = None
+        self,
+        sentences: Any,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        max_pairs: int = MAX_PAIRS,
+        rerank: Model | None = None,
+        progress: str | bool = False,
     ) -> list[MinedPair]:
         """Pairs of distinct sentences of one corpus (repeats counted once), best first.
 
         `top_k=None`: every pair whose score reaches `threshold` (default: the model's own);
         `top_k=k`: each sentence's k best partners, whatever their score (`lbl` says which reach
         it). `rerank`: a cross-encoder re-scores these candidates and labels at its threshold
-        (without top_k, only the pairs it labels 1 are kept). At most `max_pairs`, the best."""
+        (without top_k, only the pairs it labels 1 are kept). At most `max_pairs`, the best.
+        `progress`: a bar while embedding (True, or "auto": on a terminal only)."""
         module = self._bi_encoder("mining")
         if rerank is not None and not isinstance(rerank, Model):
             raise STSError(f"rerank: expected a model from sts.load(), got {type(rerank).__name__}")
         corpus = list(dict.fromkeys(_texts("sentences", sentences)))
         cut = self._threshold(threshold)
-        embeddings = torch.from_numpy(self.embed(corpus)) if corpus else torch.empty(0, 1)
-        candidates = similar_pairs(embeddings, top_k, None if top_k else cut, max_pairs)
+        embeddings = torch.from_numpy(self._embed_all(corpus, progress)) if corpus else torch.empty(0, 1)
+        # scores are cosines clipped to 0-1, so a threshold of 0 admits negative cosines too
+        candidates = similar_pairs(embeddings, top_k, None if top_k else (cut if cut > 0 else -2.0), max_pairs)
         first, second = [corpus[i] for i in candidates[0]], [corpus[j] for j in candidates[1]]
         if module.head is not None or rerank is not None:  # a frozen head, or a cross-encoder, gives the scores
             scorer = rerank if rerank is not None else self

@@ -8,12 +8,15 @@ sentence-transformers' `util.paraphrase_mining`, which gives the same pairs for 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
+from sts.data.tables import TableWriter, atomic_output
 from sts.errors import STSError
 
 BLOCK_BYTES = 64 * 2**20
@@ -88,3 +91,40 @@ def similar_pairs(
     i, j, s = (np.concatenate(part) for part in zip(*found))
     i, j, s = _unique(i, j, s, n)
     return i[:max_pairs], j[:max_pairs], s[:max_pairs]
+
+
+OUTPUT_COLUMNS = ["sentence1", "sentence2", "score", "lbl"]
+
+
+def default_output(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.pairs.csv")
+
+
+def mine(cfg: DictConfig) -> Path:
+    """mine.py: write the similar pairs of cfg.input as sentence1, sentence2, score, lbl, best first."""
+    from sts import options
+    from sts.api import load
+    from sts.embedding import read_sentences
+    from sts.prediction import check_output
+    from sts.report import format_table
+
+    options.check(cfg, options.MINE)
+    input_path = Path(cfg.input)
+    output = Path(cfg.output) if cfg.output else default_output(input_path)
+    output_format = check_output(input_path, output, cfg.overwrite)
+    sentences = read_sentences(input_path, cfg.format, cfg.column)
+    settings = {"device": cfg.device, "precision": cfg.precision, "batch_size": cfg.batch_size}
+    model = load(cfg.ckpt, **settings)
+    rerank = load(cfg.rerank, **settings) if cfg.rerank else None
+    if rerank is not None and rerank.architecture != "CrossEncoder":
+        raise STSError(f"rerank={cfg.rerank}: is a {rerank.architecture}; rerank takes a cross-encoder (ckpt= gives the bi-encoder that finds candidates)")
+    pairs = model.mine(sentences, top_k=cfg.top_k, threshold=cfg.threshold, max_pairs=cfg.max_pairs, rerank=rerank, progress=cfg.progress)
+    with atomic_output(output, cfg.overwrite) as handle:
+        TableWriter(handle, OUTPUT_COLUMNS, output_format).write([p._asdict() | {"score": f"{p.score:.6f}"} for p in pairs])
+    preview = [[p.sentence1[:50], p.sentence2[:50], f"{p.score:.4f}", str(p.lbl)] for p in pairs[: cfg.preview_rows]]
+    if preview:
+        print(format_table([OUTPUT_COLUMNS, *preview]))
+    cut = rerank.threshold if rerank else model.threshold if cfg.threshold is None else float(cfg.threshold)
+    how = f"the {cfg.top_k} best partners of each sentence" if cfg.top_k else f"pairs scoring >= {cut:.3f}"
+    print(f"wrote {len(pairs)} pairs ({how}; {len(set(sentences))} distinct sentences) to {output}")
+    return output

@@ -211,6 +211,20 @@ EMBED: dict[str, Rule] = {
     "encoder.max_length": integer(1, 8192),
 }
 
+MINE: dict[str, Rule] = {
+    **SCORING,
+    "ckpt": optional(text()),
+    "input": text(),
+    "output": optional(text()),
+    "format": optional(choice("text", "csv", "tsv", "jsonl")),
+    "column": optional(text()),
+    "top_k": optional(integer(1, 10**5)),
+    "threshold": UNIT,
+    "max_pairs": integer(1, 10**8),
+    "rerank": optional(text()),
+    "preview_rows": integer(0, 10**4),
+}
+
 EXPORT: dict[str, Rule] = {
     "ckpt": text(),
     "format": choice("sentence-transformers", "hf", "onnx"),
