@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from sts.metrics import best_f1_threshold, pair_metrics
+from sts.metrics import choose_threshold, pair_metrics
 from sts.models import BiEncoder
 
 NAME = "all-MiniLM-L6-v2"
@@ -52,7 +52,7 @@ def calibrate(batch_size: int = 64) -> dict[str, Any]:
         raw = model.score(pairs.sentence1, pairs.sentence2, clip=False)
         scores[split] = (torch.from_numpy(raw), torch.from_numpy(pairs.gold), positive_threshold)
     dev_scores, dev_gold, positive_threshold = scores["val"]
-    threshold = best_f1_threshold(dev_scores, dev_gold >= positive_threshold)
+    threshold = choose_threshold(dev_scores, dev_gold >= positive_threshold, "f1")
     result["threshold"] = round(threshold, 6)
     for split, (s, gold, cut) in scores.items():
         result[split] = {k: round(v, 6) for k, v in pair_metrics(s, gold, cut, threshold).items()}

@@ -75,6 +75,7 @@ _COMMON_HPARAMS = {
     "layerwise_lr_decay": checks.number(0, 1, lo_open=True),
     "pooling": checks.choice(*POOLING_MODES),
     "head_dropout": checks.number(0, 1, hi_open=True),
+    "threshold_objective": checks.threshold_objective(),
 }
 HPARAMS = {
     "BiEncoder": _COMMON_HPARAMS | {"head_hidden": checks.integer(1, 65536)},

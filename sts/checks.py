@@ -94,6 +94,21 @@ def text(max_length: int = 4096) -> Rule:
     return check
 
 
+def threshold_objective() -> Rule:
+    """f1 | accuracy | precision@<target> (sts.metrics.parse_objective)."""
+
+    def check(value: Any) -> str:
+        from sts.metrics import parse_objective
+
+        try:
+            parse_objective(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+        return value
+
+    return check
+
+
 def optional(rule: Rule) -> Rule:
     """null, or a value the rule accepts."""
 

@@ -20,11 +20,12 @@ from sts.api import Model, load
 from sts.data.datamodule import SPLITS
 from sts.data.readers import Pairs
 from sts.errors import STSError
-from sts.metrics import pair_metrics
+from sts.metrics import choose_threshold, pair_metrics
 from sts.report import format_table
 from sts.scoring import chunks, progress
 
-METRICS = ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "auroc")
+METRICS = ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "mcc", "auroc", "average_precision")
+HEADERS = {"average_precision": "ap"}
 CURVES = ("pr", "roc")
 
 
@@ -77,7 +78,7 @@ def _x100(value: float) -> str:
 
 
 def table_rows(results: dict[str, dict[str, float]]) -> list[list[str]]:
-    return [["subset", "n", *METRICS], *([name, str(m["n"]), *(_x100(m[k]) for k in METRICS)] for name, m in results.items())]
+    return [["subset", "n", *(HEADERS.get(k, k) for k in METRICS)], *([name, str(m["n"]), *(_x100(m[k]) for k in METRICS)] for name, m in results.items())]
 
 
 def plot_scatter(scores: np.ndarray, gold: np.ndarray, score_range: Sequence[float] | None, threshold: float, path: Path, title: str) -> Path:
@@ -134,8 +135,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise STSError(f"{out_dir}: cannot create out_dir ({e.strerror or e})") from None
     pairs, positive_threshold = read_split(cfg.data, cfg.split)
     model = load(cfg.ckpt, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size, both_orders=cfg.get("both_orders"))
-    threshold = model.threshold if cfg.threshold is None else float(cfg.threshold)
+    if cfg.threshold is not None and cfg.get("threshold_objective"):
+        raise STSError("threshold= and threshold_objective= both set: give a threshold, or an objective to choose one on this split")
     scores = score_pairs(model, pairs, cfg.chunk_size, cfg.progress)
+    threshold = model.threshold if cfg.threshold is None else float(cfg.threshold)
+    chosen = f"stored with the model (chosen on dev by {getattr(model.module, 'threshold_objective', 'f1')})" if cfg.threshold is None else "given"
+    if cfg.get("threshold_objective"):
+        threshold = choose_threshold(torch.from_numpy(scores), torch.from_numpy(pairs.gold) >= positive_threshold, cfg.threshold_objective)
+        chosen = f"chosen on this split by {cfg.threshold_objective}; pass threshold={threshold:.4f} to predict.py to use it"
     results = metrics_by_group(scores, pairs, positive_threshold, threshold)
     name = f"{model.architecture} on {cfg.data.name} {cfg.split}"
     score_range = None if pairs.binary else cfg.data.score_range
@@ -148,11 +155,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data": cfg.data.name,
         "split": cfg.split,
         "threshold": threshold,
+        "threshold_chosen": chosen,
         "positive_threshold": positive_threshold,
         "metrics": _json_safe(results),
         "plots": [p.name for p in plots if p],
     }
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     print(format_table(table_rows(results), title=f"{name}: {len(pairs)} pairs, x100, threshold {threshold:.3f}"))
+    print(f"threshold {threshold:.4f}: {chosen}")
     print(f"wrote {out_dir / 'metrics.json'} and {', '.join(p.name for p in plots if p)}")
     return record

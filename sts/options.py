@@ -139,6 +139,7 @@ TRAIN: dict[str, Rule] = {
     "model.head_dropout": number(0, 1, hi_open=True),
     "model.both_orders": boolean(),
     "model.same_token_types": boolean(),
+    "model.threshold_objective": checks.threshold_objective(),
     "soup.grid_step": number(0, 1, lo_open=True),
     "trainer.accelerator": accelerator(),
     "trainer.devices": either(integer(1, 4096), choice("auto")),
@@ -193,6 +194,7 @@ EVALUATE: dict[str, Rule] = {
     "threshold": UNIT,
     "both_orders": optional(boolean()),
     "curve": choice("pr", "roc"),
+    "threshold_objective": optional(checks.threshold_objective()),
     "chunk_size": integer(1, 10**7),
     "seed": SEED,
 }

@@ -3,13 +3,16 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+
+import sts
 
 from sts import checkpoint
 from sts.errors import STSError
 from sts.evaluation import evaluate
 from sts.training import train
 
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, refused
 from test_training import run_cli
 
 
@@ -23,13 +26,13 @@ def test_stsb_test_split_with_genres_json_and_plots(tiny_model_file: Path, tmp_p
     assert set(metrics) == {"all", "captions", "forums", "news"}
     assert metrics["all"]["n"] == 1379 == sum(m["n"] for name, m in metrics.items() if name != "all")
     assert record["threshold"] == pytest.approx(checkpoint.load(tiny_model_file).threshold)
-    for key in ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "auroc"):
+    for key in ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "auroc", "average_precision", "mcc"):
         assert -1 <= metrics["all"][key] <= 1
     assert json.loads((tmp_path / "metrics.json").read_text()) == record
     for plot in ("scatter.png", "pr_curve.png"):
         assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out.splitlines()
-    assert table[1].split() == ["subset", "n", "pearson", "spearman", "accuracy", "precision", "recall", "f1", "auroc"]
+    assert table[1].split() == ["subset", "n", "pearson", "spearman", "accuracy", "precision", "recall", "f1", "mcc", "auroc", "ap"]
     assert table[3].split()[:2] == ["all", "1379"]
 
 
@@ -77,3 +80,21 @@ def test_cli_writes_into_run_dir_and_errors_exit_2(tiny_cross_model_file: Path, 
     assert {"metrics.json", "scatter.png", "pr_curve.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
     result = run_cli([str(ROOT / "evaluate.py"), f"ckpt={tmp_path / 'missing.pt'}", f"hydra.run.dir={tmp_path / 'run2'}"], tmp_path)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: ") and "not found" in result.stderr
+
+
+@pytest.mark.parametrize("objective", ["accuracy", "precision@0.6", "f1"])
+def test_threshold_objective_chooses_on_the_split(objective: str, tiny_cfg, tmp_path: Path) -> None:
+    """evaluate threshold_objective=X on dev gives the threshold training with that objective stores."""
+    cfg = tiny_cfg("train=false", "trainer.limit_val_batches=1.0", f"model.threshold_objective={objective}")
+    trained = train(cfg)
+    record = evaluate(eval_cfg(cfg.model_file, tmp_path / "ev", "split=val", f"threshold_objective={objective}"))
+    assert record["threshold"] == pytest.approx(trained["val/threshold"], abs=1e-6)
+    assert torch.load(cfg.model_file, weights_only=True)["sts"]["hparams"]["threshold_objective"] == objective
+    assert sts.load(cfg.model_file).module.threshold_objective == objective
+
+
+def test_threshold_objective_refusals(tiny_model_file: Path, tiny_cfg, tmp_path: Path, capsys) -> None:
+    both = eval_cfg(tiny_model_file, tmp_path, "threshold=0.5", "threshold_objective=f1")
+    assert "both set" in refused(capsys, evaluate, both)
+    assert "option threshold_objective='f2' must be one of f1, accuracy" in refused(capsys, evaluate, eval_cfg(tiny_model_file, tmp_path, "threshold_objective=f2"))
+    assert "option model.threshold_objective='precision@2' must be" in refused(capsys, train, tiny_cfg("model.threshold_objective=precision@2"))

@@ -17,7 +17,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from sts.data.collate import pad, tokenize
 from sts.errors import STSError
-from sts.metrics import best_f1_threshold, pair_metrics
+from sts.metrics import choose_threshold, pair_metrics, parse_objective
 
 _LAYER = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -35,6 +35,7 @@ class PairModule(L.LightningModule):
         encoder_lr / head_lr: learning rates of the encoder and of the newly initialised head.
         weight_decay, warmup_ratio: AdamW decay; linear warm-up fraction, then linear decay to 0.
         layerwise_lr_decay: encoder layer k of L learns at encoder_lr * decay**(L - k).
+        threshold_objective: how dev picks the decision threshold: f1 | accuracy | precision@<target>.
     """
 
     joint: ClassVar[bool] = False
@@ -51,8 +52,14 @@ class PairModule(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         layerwise_lr_decay: float = 1.0,
+        threshold_objective: str = "f1",
     ) -> None:
         super().__init__()
+        try:
+            parse_objective(threshold_objective)
+        except ValueError as e:
+            raise STSError(f"model.threshold_objective={threshold_objective!r}: {e}") from None
+        self.threshold_objective = threshold_objective
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.loss_fn = loss
@@ -64,6 +71,7 @@ class PairModule(L.LightningModule):
             "weight_decay": weight_decay,
             "warmup_ratio": warmup_ratio,
             "layerwise_lr_decay": layerwise_lr_decay,
+            "threshold_objective": threshold_objective,
         }
         self.max_length = max_length
         self.freeze_encoder = freeze_encoder
@@ -131,7 +139,7 @@ class PairModule(L.LightningModule):
         self.golds[split].reset()
         positive_threshold = self._positive_threshold()
         if split == "val":
-            self.threshold = best_f1_threshold(scores.cpu(), gold.cpu() >= positive_threshold)
+            self.threshold = choose_threshold(scores.cpu(), gold.cpu() >= positive_threshold, self.threshold_objective)
         metrics = pair_metrics(scores.cpu(), gold.cpu(), positive_threshold, self.threshold)
         self.last_metrics[split] = metrics
         self.log_dict({f"{split}/{k}": v for k, v in metrics.items() if k != "spearman"})
