@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -27,11 +28,14 @@ def wandb_offline() -> bool:
 
 
 def register_resolvers() -> None:
-    """`${sts_resource:stsb/sts-train.csv}` -> bundled file; `${sts_wandb_offline:}` -> bool."""
+    """`${sts_resource:stsb/sts-train.csv}` -> bundled file; `${sts_wandb_offline:}` -> bool;
+    `${sts_terminal:}` -> whether stderr is a terminal (progress bar there, log lines elsewhere)."""
     if not OmegaConf.has_resolver("sts_resource"):
         OmegaConf.register_new_resolver("sts_resource", resource)
     if not OmegaConf.has_resolver("sts_wandb_offline"):
         OmegaConf.register_new_resolver("sts_wandb_offline", wandb_offline)
+    if not OmegaConf.has_resolver("sts_terminal"):
+        OmegaConf.register_new_resolver("sts_terminal", lambda: sys.stderr.isatty())
 
 
 def compose(config_name: str = "train", overrides: list[str] | None = None, output_dir: str | Path | None = None) -> DictConfig:

@@ -124,6 +124,7 @@ TRAIN: dict[str, Rule] = {
     "train": boolean(),
     "ckpt_path": optional(text()),
     "model_file": text(),
+    "keep_checkpoints": boolean(),
     **DATA,
     "encoder.name_or_path": optional(text()),
     "encoder.max_length": integer(1, 8192),

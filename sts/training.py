@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint, options, provenance, soup
+from sts import checkpoint, console, options, provenance, soup
 from sts.data.tables import writable_dir
 from sts.errors import Interrupted, STSError
 from sts.models import PairModule
@@ -115,6 +115,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (unless cfg.train is false), choose the threshold on dev with the best weights, test,
     save `cfg.model_file`. Returns dev and test metrics as {"val/spearman": ..., ...}."""
     options.check(cfg, options.TRAIN)
+    console.quiet_lightning()
     isolate_multirun_job()
     output_dir = check_output_dir(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -159,9 +160,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_record(cfg, model, trainer, metrics, output_dir / "metrics.json", soup_record)
         print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
         print(f"model: {model_file}")
-        if best:
+        if cfg.train and not ingredients and not cfg.keep_checkpoints:
+            freed = remove_checkpoints(trainer)
+            if freed:
+                print(f"removed this run's Lightning checkpoints ({freed / 2**20:.0f} MiB; keep_checkpoints=true keeps them)")
+        elif best:
             print(f"best Lightning checkpoint: {best}")
     return metrics
+
+
+def remove_checkpoints(trainer: L.Trainer) -> int:
+    """Delete the .ckpt files in the folders this run's checkpoint callbacks write to (and
+    those folders, once empty); returns the bytes freed. Only called once model.pt is written."""
+    folders = {Path(c.dirpath) for c in trainer.callbacks if isinstance(c, (ModelCheckpoint, checkpoint.InterruptCheckpoint)) and c.dirpath}
+    freed = 0
+    for folder in folders:
+        for path in folder.glob("*.ckpt"):
+            if path.is_file() or path.is_symlink():
+                freed += path.lstat().st_size
+                path.unlink()
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return freed
 
 
 def soup_ingredients(cfg: DictConfig, output_dir: Path) -> list[str]:

@@ -26,6 +26,7 @@ TINY_TRAINER = [
     "data.eval_batch_size=16",
     "encoder.max_length=32",
     "soup=none",  # one model per run; tests/test_soup.py covers the default soup
+    "keep_checkpoints=true",  # resume and checkpoint tests read them; test_training covers removal
 ]
 
 

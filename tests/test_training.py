@@ -99,3 +99,30 @@ def test_ddp_two_cpu_processes_one_output_dir(tiny_encoder: str, tmp_path: Path)
     assert (run_dir / "model.pt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_finished_run_removes_its_lightning_checkpoints_and_logs_progress(tiny_cfg, capsys, caplog) -> None:
+    """keep_checkpoints=false (the default): model.pt stays, checkpoints/ goes; without a
+    terminal, progress comes as log lines and Lightning's noise does not come at all."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    cfg = tiny_cfg("keep_checkpoints=false", "trainer.max_steps=-1", "trainer.max_epochs=2", "trainer.limit_train_batches=3")
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    assert Path(cfg.model_file).is_file() and not (run_dir / "checkpoints").exists()
+    assert "removed this run's Lightning checkpoints" in capsys.readouterr().out
+    progress = [r.getMessage() for r in caplog.records if r.name == "sts.progress"]
+    assert any(m.startswith("training: step 3/6 (50%), epoch 1/2") and "ETA" in m for m in progress), progress
+    assert any(m.startswith("dev: spearman") for m in progress) and any(m.startswith("test: spearman") for m in progress)
+    lightning = [r.getMessage() for r in caplog.records if r.name.startswith("lightning")]
+    assert not [m for m in lightning if "Tip:" in m or "was configured so" in m], lightning
+
+
+def test_train_script_output_without_a_terminal_has_no_lightning_noise(tiny_encoder: str, tmp_path: Path) -> None:
+    result = run_cli([str(ROOT / "train.py"), f"encoder.name_or_path={tiny_encoder}", "logger=none", *TINY_TRAINER, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    for noise in ("litlogger", "was configured so", "LeafSpec", "Loading `train_dataloader`"):
+        assert noise not in output, (noise, output)
+    assert "training: step 6/6 (100%)" in output and "dev: spearman" in output
