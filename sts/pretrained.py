@@ -8,6 +8,7 @@ our CrossEncoder (the inverse of `export.sequence_classifier`). Nothing runs rem
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,16 @@ def _cross_encoder(name: str, max_length: int | None) -> CrossEncoder:
     return module
 
 
+def _build(name: str, folder: Path, config: Any, pooling: str | None, max_length: int | None) -> PairModule:
+    if is_cross_encoder(folder, config):
+        if pooling not in (None, "cls"):
+            raise STSError(f"pooling={pooling}: a sequence-classifier folder reads the [CLS] state")
+        return _cross_encoder(name, max_length)
+    tokenizer, encoder = load_pretrained(name)
+    pooling = pooling or sentence_transformers_pooling(name) or "mean"
+    return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=max_length or _declared_length(folder, tokenizer), pooling=pooling)
+
+
 def load(name: str, pooling: str | None = None, max_length: int | None = None) -> tuple[PairModule, dict[str, Any]]:
     """The folder's (or hub id's) model and what it says about itself: threshold and metrics
     from export.py's marker when there is one (else an uncalibrated 0.5)."""
@@ -91,14 +102,14 @@ def load(name: str, pooling: str | None = None, max_length: int | None = None) -
         ) from None
     if config.model_type not in ENCODER_TYPES:
         raise STSError(f"{name}: encoder type {config.model_type!r} is not one we build on ({', '.join(sorted(ENCODER_TYPES))})")
-    if is_cross_encoder(folder, config):
-        if pooling not in (None, "cls"):
-            raise STSError(f"pooling={pooling}: a sequence-classifier folder reads the [CLS] state")
-        module: PairModule = _cross_encoder(name, max_length)
-    else:
-        tokenizer, encoder = load_pretrained(name)
-        pooling = pooling or sentence_transformers_pooling(name) or "mean"
-        module = BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=max_length or _declared_length(folder, tokenizer), pooling=pooling)
+    try:
+        module = _build(name, folder, config, pooling, max_length)
+    except STSError:
+        raise
+    except pickle.UnpicklingError:
+        raise STSError(f"{name}: refused: its weights file holds objects other than tensors, which could run code (use safetensors)") from None
+    except Exception as e:  # transformers and tokenizers raise many types for a broken folder
+        raise STSError(f"{name}: cannot load the model in it ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
     marker = _json(folder / MARKER) if (folder / MARKER).is_file() else {}
     threshold = marker.get("threshold")
     calibrated = isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import sts
 from sts import checkpoint
@@ -105,6 +106,21 @@ def test_foreign_encoder_folder_is_an_uncalibrated_bi_encoder(tiny_encoder: str)
     model = sts.load(tiny_encoder, pooling="cls", max_length=16)
     assert model.architecture == "BiEncoder" and model.info["pooling"] == "cls" and model.info["max_length"] == 16
     assert model.threshold == 0.5 and "not calibrated" in model.info["threshold_source"]
+
+
+def test_folder_with_pickled_weights_is_refused_and_runs_nothing(tiny_encoder: str, tmp_path: Path) -> None:
+    import shutil
+
+    from test_checkpoint import _Evil
+
+    folder = tmp_path / "evil-folder"
+    shutil.copytree(tiny_encoder, folder)
+    (folder / "model.safetensors").unlink()
+    torch.save({"x": _Evil(str(tmp_path / "pwned"))}, folder / "pytorch_model.bin")
+    with pytest.raises(STSError) as e:
+        sts.load(folder)
+    assert "holds objects other than tensors" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_load_refusals_are_one_line(tmp_path: Path, tiny_model_file: Path) -> None:
