@@ -145,6 +145,26 @@ rescore_both() {  # experiment seed: a cross-encoder row's model (trained and re
 }
 RESCORED="cross_finetuned cross_finetuned_random cross_finetuned_head_lr cross_finetuned_same_types cross_finetuned_random_same_types cross_finetuned_mean_pool cross_best cross_from_sick_msrp cross_distil cross_distil_lr2e-5 cross_distil_soup"
 
+teacher() {  # architecture seed: the all-mpnet-base-v2 teacher (issue 23), when MPNET names its folder
+  [ -n "${MPNET:-}" ] || { wanted "teacher_mpnet_$1" && echo "skipped teacher_mpnet_$1: set MPNET=<all-mpnet-base-v2 folder> (README, Experiments)"; return 0; }
+  run "teacher_mpnet_$1" "$2" encoder.name_or_path="$MPNET"
+}
+
+mpnet_distil() {  # seed: bi_distil_mpnet's stages: teacher, silver pairs it labels, silver stage; then the row
+  local seed=$1 exp=bi_distil_mpnet silver=experiments/silver/stsb-train-mpnet_bi-seed$1.tsv
+  local teacher_dir=experiments/runs/teacher_mpnet_bi/seed$1
+  wanted "$exp" || return 0
+  [ -f "experiments/runs/$exp/seed$seed/metrics.json" ] && return 0
+  if [ ! -f "$silver" ]; then
+    [ -f "$teacher_dir/model.pt" ] || { echo "skipped $exp seed $seed: needs $teacher_dir/model.pt (bash experiments/campaign.sh teacher_mpnet_bi with MPNET=...)"; return 0; }
+    $PY augment.py teacher="$teacher_dir/model.pt" out="$silver" 'ranks=[2,5,10,20,50]' random_partners=1 seed="$seed" \
+      || { echo "FAILED: $exp seed $seed silver pairs"; return 0; }
+  fi
+  share_stage "$exp" "$seed" "$teacher_dir/metrics.json" stage0_teacher
+  start_encoder "$exp" "$seed" bi_cosine_3ep data.train="$silver" trainer.max_epochs=1
+  run "$exp" "$seed"
+}
+
 silver() {  # AugSBERT pairs for bi_augsbert / cross_augsbert, labelled by two seed-0 bi-encoders
   local out=experiments/silver/stsb-train-neighbours1.tsv
   [ -f "$out" ] && return 0
@@ -175,6 +195,12 @@ run_as bi_cosine_random bi_cosine_3ep 0 data.group_by_length=false
 run_as cross_msrp_bce_cosent cross_from_sick_msrp 0 loss=bce_cosent
 run_as cross_msrp_5ep cross_from_sick_msrp 0 trainer.max_epochs=5
 run_as cross_soup_msrp cross_soup 0 'soup.ingredients=[experiments/runs/cross_from_sick_msrp/seed0/model.pt,experiments/runs/cross_from_sick_ema_nodrop/seed0/model.pt,experiments/runs/cross_from_sick_ema/seed0/model.pt,experiments/runs/cross_from_sick/seed0/model.pt]'
+for s in $SEEDS; do
+  teacher bi "$s"
+  teacher cross "$s"
+  mpnet_distil "$s"
+  transfer bi_distil_mpnet "$s"
+done
 transfer bi_finetuned_cosine 0
 transfer bi_best 0
 transfer cross_best 0
