@@ -228,6 +228,26 @@ MINE: dict[str, Rule] = {
     "preview_rows": integer(0, 10**4),
 }
 
+SERVE: dict[str, Rule] = {
+    "ckpt": optional(text()),
+    "host": text(),
+    "port": integer(1, 65535),
+    "workers": integer(1, 256),
+    "device": choice("cpu", "cuda", "mps", "auto"),
+    "devices": either(integer(1, 4096), choice("auto")),
+    "threads": optional(integer(1, 4096)),
+    "api_servers": integer(1, 256),
+    "max_batch_size": integer(1, 65536),
+    "batch_timeout": number(0, 60),
+    "batch_size": BATCH,
+    "precision": choice(*PRECISIONS),
+    "max_pairs": integer(1, 10**7),
+    "max_chars": integer(1, 10**7),
+    "max_payload_bytes": integer(1024, 2**34),
+    "timeout": number(0, 3600, lo_open=True),
+    "log_level": choice("critical", "error", "warning", "info", "debug"),
+}
+
 EXPORT: dict[str, Rule] = {
     "ckpt": text(),
     "format": choice("sentence-transformers", "hf", "onnx"),
