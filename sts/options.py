@@ -237,6 +237,7 @@ SERVE: dict[str, Rule] = {
     "devices": either(integer(1, 4096), choice("auto")),
     "threads": optional(integer(1, 4096)),
     "api_servers": integer(1, 256),
+    "fast_queue": boolean(),
     "max_batch_size": integer(1, 65536),
     "batch_timeout": number(0, 60),
     "batch_size": BATCH,

@@ -12,6 +12,7 @@ sorting and once-per-batch encoding of repeated sentences apply across clients.
 # no `from __future__ import annotations`: LitServe reads decode_request's annotation at run time
 # to let FastAPI validate the request body with it
 import base64
+import os
 import signal
 import sys
 from typing import Annotated, Any, ClassVar, Literal
@@ -199,22 +200,32 @@ def build(cfg: DictConfig) -> "ls.LitServer":
         timeout=float(cfg.timeout),
         model_metadata=_metadata(model),
         max_payload_size=int(cfg.max_payload_bytes),
+        fast_queue=bool(cfg.fast_queue),
     )
     if model.architecture != "BiEncoder":
         server.app.add_api_route("/v1/embeddings", _no_embeddings(model.architecture), methods=["POST"])
     return server
 
 
+_MAIN_PID = os.getpid()
+
+
 def _drain_on_sigterm(signum: int, frame: object) -> None:
-    # LitServe's own Ctrl-C path: the HTTP workers finish their in-flight requests (uvicorn's
-    # graceful shutdown) before the inference workers stop
+    """In the serving process: LitServe's own Ctrl-C path, where the HTTP workers finish their
+    in-flight requests (uvicorn's graceful shutdown) before the inference workers stop. The HTTP
+    workers are forked with this handler and re-raise SIGTERM once uvicorn has drained: they exit."""
+    if os.getpid() != _MAIN_PID:
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already draining: a second SIGTERM changes nothing
     raise KeyboardInterrupt
 
 
 def serve(cfg: DictConfig) -> None:
     """Start the server and block until SIGTERM or SIGINT (both drain in-flight requests)."""
     options.check(cfg, options.SERVE)
+    global _MAIN_PID
     server = build(cfg)
+    _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _drain_on_sigterm)
     print(f"serving on http://{cfg.host}:{cfg.port} (POST /v1/score, /v1/embeddings; GET /health, /info)", file=sys.stderr, flush=True)
     try:
