@@ -13,14 +13,13 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from sts import bundled, options
-from sts.api import Model, load
+from sts.api import OUTPUT_COLUMNS, Model, load
 from sts.data.readers import check_sentence
 from sts.data.tables import Table, TableWriter, atomic_output, listed, table_format
 from sts.errors import InputError, STSError
 from sts.report import format_table
 from sts.scoring import chunks, count_lines, progress, score_distributed
 
-OUTPUT_COLUMNS = ("score", "lbl")
 
 
 def _is_number(value: Any) -> bool:
