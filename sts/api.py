@@ -20,7 +20,7 @@ from sts.errors import STSError
 from sts.mining import MAX_PAIRS, MinedPair, similar_pairs
 from sts.models import BiEncoder, CrossEncoder, PairModule
 from sts.models.cross_encoder import set_both_orders
-from sts.scoring import PRECISIONS, Scorer, chunks, progress
+from sts.scoring import Scorer, chunks, progress
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 OUTPUT_COLUMNS = ("score", "lbl")
@@ -56,12 +56,11 @@ class Model:
     Args:
         module: the bi- or cross-encoder.
         info: where it came from and what it measured (see `info`).
-        batch_size, precision, device: how it scores (precision: fp32 | bf16 autocast).
+        batch_size, precision, device: how it scores (precision: auto | fp32 | bf16 autocast;
+            auto = bf16 where the hardware has it natively, see sts.precision).
     """
 
-    def __init__(self, module: PairModule, info: dict[str, Any], batch_size: int = 64, precision: str = "fp32", device: str = "cpu") -> None:
-        if precision not in PRECISIONS:
-            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
+    def __init__(self, module: PairModule, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu") -> None:
         self.module = module
         self._scorer = Scorer(module, batch_size, precision, device)
         self._info = info
@@ -91,6 +90,7 @@ class Model:
             "pooling": getattr(self.module, "pooling", None),
             "both_orders": getattr(self.module, "both_orders", None),
             "threshold": self.threshold,
+            "precision": self._scorer.precision,
             **self._info,
         }
 
@@ -159,7 +159,7 @@ class Model:
         texts = _texts("sentences", sentences)
         if not texts:
             return np.empty((0, module.encoder.config.hidden_size), np.float32)
-        with self._scorer._autocast():
+        with self._scorer.autocast():
             return module.embed_texts(texts, self._scorer.batch_size).float().cpu().numpy()
 
     def _embed_all(self, sentences: list[str], show: str | bool) -> np.ndarray:
@@ -215,7 +215,7 @@ def load(
     path: str | Path | None = None,
     *,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 64,
     both_orders: bool | None = None,
     pooling: str | None = None,

@@ -17,7 +17,7 @@ from sts import checks
 from sts.checks import Invalid, Rule, boolean, choice, either, integer, number, optional, text
 from sts.errors import STSError
 from sts.models.encoder import POOLING_MODES
-from sts.scoring import PRECISIONS
+from sts.precision import PRECISIONS
 
 _ABSENT = object()
 LIGHTNING_PRECISIONS = ("64-true", "64", 64, "32-true", "32", 32, "16-mixed", "16", 16, "bf16-mixed", "bf16", "16-true", "bf16-true", "transformer-engine")
@@ -257,7 +257,7 @@ EXPORT: dict[str, Rule] = {
 }
 
 AUGMENT: dict[str, Rule] = {
-    **{k: v for k, v in SCORING.items() if k not in ("ckpt", "precision", "progress")},
+    **{k: v for k, v in SCORING.items() if k not in ("ckpt", "progress")},
     **DATA,
     "teacher": either(text(), texts()),
     "sampler": optional(text()),

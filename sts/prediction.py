@@ -81,6 +81,7 @@ def _score_in_processes(cfg: DictConfig, model: Model, table: Table, first: str,
     texts1, texts2 = _sentences(table, first, second)
     workdir = output.with_name(f".{output.name}.shards")
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_kwargs["precision"] = "bf16-mixed" if model.info["precision"] == "bf16" else "32-true"  # what precision= chose, as in one process
     try:
         return score_distributed(model.module, texts1, texts2, trainer_kwargs, workdir, cfg.batch_size, cfg.chunk_size)
     finally:

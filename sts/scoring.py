@@ -14,30 +14,27 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from sts.errors import STSError
 from sts.models import PairModule
-
-PRECISIONS = ("fp32", "bf16")
-
+from sts.precision import resolve
 
 class Scorer:
-    """Callable (texts1, texts2) -> scores, in input order."""
+    """Callable (texts1, texts2) -> scores, in input order. `precision`: auto | fp32 | bf16
+    (sts.precision; `self.precision` is what auto chose)."""
 
-    def __init__(self, module: PairModule, batch_size: int = 64, precision: str = "fp32", device: str = "cpu") -> None:
-        if precision not in PRECISIONS:
-            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
+    def __init__(self, module: PairModule, batch_size: int = 64, precision: str = "auto", device: str = "cpu") -> None:
+        self.precision = resolve(precision, device)
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.batch_size = batch_size
-        self.precision = precision
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context the module runs in: bf16 autocast, or nothing for fp32."""
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def __call__(self, texts1: Sequence[str], texts2: Sequence[str], clip: bool = True) -> np.ndarray:
-        with self._autocast():
+        with self.autocast():
             return self.module.score_texts(texts1, texts2, self.batch_size, clip=clip)
 
 

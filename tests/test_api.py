@@ -84,7 +84,7 @@ def test_embed_bi_encoder_and_refused_for_cross_encoder(bundled: Model, tiny_cro
 
 def test_model_file_scores_as_the_module_does(tiny_model_file: Path, tiny_cross_model_file: Path) -> None:
     for path in (tiny_model_file, tiny_cross_model_file):
-        model = sts.load(path)
+        model = sts.load(path, precision="fp32")
         module = checkpoint.load(path)
         np.testing.assert_allclose(model.score(S1, S2), module.score_texts(S1, S2), atol=1e-6)
         assert model.threshold == pytest.approx(module.threshold)

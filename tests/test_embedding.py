@@ -53,7 +53,7 @@ def test_text_file_bundled_encoder_clusters_meanings(tmp_path: Path, capsys) -> 
 def test_table_column_in_input_order_matches_model(tiny_model_file: Path, tmp_path: Path) -> None:
     data = tmp_path / "docs.jsonl"
     data.write_text("".join(json.dumps({"id": i, "text": s}) + "\n" for i, s in enumerate(CORPUS[:4])))
-    embeddings = run_embed(f"ckpt={tiny_model_file}", f"input={data}", "column=text", f"out={tmp_path / 'e.npy'}")
+    embeddings = run_embed(f"ckpt={tiny_model_file}", f"input={data}", "column=text", f"out={tmp_path / 'e.npy'}", "precision=fp32")
     expected = checkpoint.load(tiny_model_file).embed_texts(CORPUS[:4]).numpy()
     assert np.allclose(embeddings, expected, atol=1e-5)
     with pytest.raises(STSError, match=r"set column=NAME .*\['id', 'text'\]"):

@@ -1,0 +1,60 @@
+"""precision=auto: bf16 exactly where the hardware multiplies bf16 natively, said once."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sts import checkpoint, precision
+from sts.errors import STSError
+from sts.scoring import Scorer
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision, "_announced", set())
+
+
+def fake_cpu(monkeypatch: pytest.MonkeyPatch, flags: list[str], tiles: bool) -> None:
+    monkeypatch.setattr(precision, "cpu", lambda: {"model": "test", "flags": flags, "amx": "amx_bf16" in flags})
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: tiles, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("flags", "tiles", "chosen"),
+    [
+        (["amx_bf16", "amx_int8", "avx512_bf16"], True, "bf16"),
+        (["avx512_bf16", "avx512f"], False, "fp32"),  # bf16 instructions without AMX: slower than fp32
+        (["amx_bf16"], False, "fp32"),  # flag seen but torch cannot use the tiles (e.g. the OS denies them)
+        ([], False, "fp32"),
+    ],
+)
+def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch, fresh: None, caplog: pytest.LogCaptureFixture, flags: list[str], tiles: bool, chosen: str) -> None:
+    fake_cpu(monkeypatch, flags, tiles)
+    with caplog.at_level("INFO", logger="sts.precision"):
+        assert precision.resolve("auto", "cpu") == chosen
+        assert precision.resolve("auto", "cpu") == chosen
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(f"precision=auto chose {chosen}: ")  # once per process
+
+
+def test_explicit_precisions_are_kept_and_silent(monkeypatch: pytest.MonkeyPatch, fresh: None, caplog: pytest.LogCaptureFixture) -> None:
+    fake_cpu(monkeypatch, ["amx_bf16"], True)
+    with caplog.at_level("INFO", logger="sts.precision"):
+        assert precision.resolve("fp32", "cpu") == "fp32" and precision.resolve("bf16", "cpu") == "bf16"
+    assert caplog.records == []
+    with pytest.raises(STSError, match="precision='fp16'"):
+        precision.resolve("fp16", "cpu")
+
+
+def test_scorer_runs_what_auto_chose(monkeypatch: pytest.MonkeyPatch, fresh: None, tiny_model_file: Path) -> None:
+    s1, s2 = ["a man eats", "dogs run"], ["food is eaten", "cats sleep"]
+    module = checkpoint.load(tiny_model_file)
+    fake_cpu(monkeypatch, [], False)
+    plain = Scorer(module, precision="auto")
+    assert plain.precision == "fp32"
+    np.testing.assert_array_equal(plain(s1, s2), Scorer(module, precision="fp32")(s1, s2))
+    fake_cpu(monkeypatch, ["amx_bf16"], True)
+    fast = Scorer(module, precision="auto")
+    assert fast.precision == "bf16"
+    np.testing.assert_array_equal(fast(s1, s2), Scorer(module, precision="bf16")(s1, s2))
