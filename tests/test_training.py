@@ -26,6 +26,16 @@ def test_train_writes_model_with_threshold_and_metrics(tiny_cfg, overrides: list
     assert type(checkpoint.load(model_file)).__name__ == ("CrossEncoder" if "model=cross_encoder" in overrides else "BiEncoder")
 
 
+def test_bf16_mixed_training_runs_and_clips_gradients(tiny_cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning's AMP plugin refuses to clip gradients for a fused optimizer; bf16 has no loss
+    scale, so the module clips them itself (trainer=gpu and bf16 on AMX CPUs train this way)."""
+    clipped: list[float] = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm, **kw: clipped.append(max_norm) or real(params, max_norm, **kw))
+    metrics = train(tiny_cfg("trainer.precision=bf16-mixed", "trainer.max_steps=3"))
+    assert clipped == [1.0] * 3 and "test/spearman" in metrics
+
+
 def test_zero_shot_evaluates_without_fitting(tiny_cfg) -> None:
     metrics = train(tiny_cfg("train=false"))
     assert metrics["train_seconds"] < 1.0 and "test/spearman" in metrics

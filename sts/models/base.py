@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+from lightning.pytorch.plugins.precision import MixedPrecision
 import numpy as np
 import torch
 from torch import nn
@@ -181,13 +182,30 @@ class PairModule(L.LightningModule):
                     add(param, name, hp["head_lr"])
         return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
+    def _loss_scaling(self) -> bool:
+        """fp16 training scales the loss; bf16 and fp32 do not (their gradients are the true ones)."""
+        return getattr(self.trainer.precision_plugin, "scaler", None) is not None
+
     def configure_optimizers(self) -> dict[str, Any]:
         # the fused kernel updates all parameters in one pass (CPU and GPU); the per-tensor loop
-        # was a fifth of a bi-encoder training step on CPU
-        optimizer = torch.optim.AdamW(self.param_groups(), fused=True)
+        # was a fifth of a bi-encoder training step on CPU. With fp16 loss scaling the gradients
+        # must be unscaled before clipping, which a fused step cannot do.
+        optimizer = torch.optim.AdamW(self.param_groups(), fused=not self._loss_scaling())
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(total * self.hparams_plain["warmup_ratio"]), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None) -> None:
+        """Lightning's mixed-precision plugin refuses to clip for any fused optimizer, bf16
+        included, though bf16 has no loss scale to undo: clip those true gradients here."""
+        if not gradient_clip_val or self._loss_scaling() or not isinstance(self.trainer.precision_plugin, MixedPrecision):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     # --- checkpoints ----------------------------------------------------------------------------
     def payload(self) -> dict[str, Any]:
