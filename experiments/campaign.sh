@@ -12,13 +12,15 @@ only=("$@")
 wanted() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
 
 run_as() {  # folder experiment seed [extra overrides]: a run recorded under experiments/runs/<folder>
+  # (experiment "-": train.py's defaults)
   local name=$1 exp=$2 seed=$3; shift 3
-  local dir=experiments/runs/$name/seed$seed
+  local dir=experiments/runs/$name/seed$seed recipe=()
   wanted "$name" || return 0
   [ -f "$dir/metrics.json" ] && return 0
+  [ "$exp" != "-" ] && recipe=(experiment="$exp")
   mkdir -p "$dir"
   echo "== $name seed $seed"
-  $PY train.py experiment="$exp" seed="$seed" hydra.run.dir="$dir" trainer.enable_progress_bar=false "$@" > "$dir/train.log" 2>&1 \
+  $PY train.py "${recipe[@]}" seed="$seed" hydra.run.dir="$dir" trainer.enable_progress_bar=false "$@" > "$dir/train.log" 2>&1 \
     || { echo "FAILED: $name seed $seed (see $dir/train.log)"; return 0; }
   tail -5 "$dir/train.log"
 }
@@ -195,6 +197,12 @@ run_as bi_cosine_random bi_cosine_3ep 0 data.group_by_length=false
 run_as cross_msrp_bce_cosent cross_from_sick_msrp 0 loss=bce_cosent
 run_as cross_msrp_5ep cross_from_sick_msrp 0 trainer.max_epochs=5
 run_as cross_soup_msrp cross_soup 0 'soup.ingredients=[experiments/runs/cross_from_sick_msrp/seed0/model.pt,experiments/runs/cross_from_sick_ema_nodrop/seed0/model.pt,experiments/runs/cross_from_sick_ema/seed0/model.pt,experiments/runs/cross_from_sick/seed0/model.pt]'
+# the default recipe (bi_soup's two ingredients trained in one run) in bf16 autocast (issue 22: on
+# CPUs with AMX bf16 matrix products are native; the recorded hardware column says which host ran it)
+for s in $SEEDS; do
+  run_as bi_soup_bf16 - "$s" trainer.precision=bf16-mixed
+  transfer bi_soup_bf16 "$s"
+done
 for s in $SEEDS; do
   teacher bi "$s"
   teacher cross "$s"
