@@ -30,13 +30,14 @@ def free_port() -> int:
 
 
 class Server:
-    """serve.py in a child process; `url` once /health answers."""
+    """serve.py in a child process; `url` once /health answers. fp32, so that scores can be
+    compared with the API's to 1e-6 on any host (precision=auto would be bf16 on AMX CPUs)."""
 
     def __init__(self, ckpt: Path, tmp_path: Path, *overrides: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        args = [sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}", f"port={self.port}", "threads=1", *overrides]
+        args = [sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}", f"port={self.port}", "threads=1", "precision=fp32", *overrides]
         self.log = (tmp_path / f"serve-{self.port}.log").open("w")
         self.proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
@@ -75,7 +76,7 @@ def score(server: Server, pairs: list[list[str]], **extra) -> list[dict]:
 
 
 def test_score_equals_the_python_api_in_request_order(bi_server: Server, tiny_model_file: Path) -> None:
-    model = sts.load(tiny_model_file)
+    model = sts.load(tiny_model_file, precision="fp32")
     results = score(bi_server, [list(p) for p in zip(S1, S2)])
     expected = model.score(S1, S2)
     np.testing.assert_allclose([r["score"] for r in results], expected, atol=1e-6)
@@ -85,7 +86,7 @@ def test_score_equals_the_python_api_in_request_order(bi_server: Server, tiny_mo
 
 
 def test_concurrent_clients_batched_get_their_own_answers(bi_server: Server, tiny_model_file: Path) -> None:
-    model = sts.load(tiny_model_file)
+    model = sts.load(tiny_model_file, precision="fp32")
     requests = [[[S1[i % 4], S2[(i * 3) % 4]]] * (1 + i % 3) for i in range(48)]
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda pairs: score(bi_server, pairs), requests))
@@ -121,7 +122,7 @@ def test_bad_requests_are_4xx_naming_the_problem(bi_server: Server, body: bytes,
 def test_embeddings_openai_format_and_client(bi_server: Server, tiny_model_file: Path) -> None:
     from openai import OpenAI
 
-    model = sts.load(tiny_model_file)
+    model = sts.load(tiny_model_file, precision="fp32")
     expected = model.embed(S1)
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     body = bi_server.post("/v1/embeddings", json={"input": S1, "model": "sts"}).json()
@@ -140,13 +141,14 @@ def test_health_and_info(bi_server: Server) -> None:
     assert httpx.get(f"{bi_server.url}/health").text == "ok"
     info = httpx.get(f"{bi_server.url}/info").json()["model"]
     assert info["architecture"] == "BiEncoder" and info["version"] == sts.__version__ and "val/spearman" in info["metrics"] and 0 <= info["threshold"] <= 1
+    assert info["precision"] == "fp32"  # what the worker scores in, as set
 
 
 def test_cross_encoder_serves_scores_and_refuses_embeddings(tiny_cross_model_file: Path, tmp_path: Path) -> None:
     server = Server(tiny_cross_model_file, tmp_path)
     try:
         results = score(server, [list(p) for p in zip(S1, S2)])
-        np.testing.assert_allclose([r["score"] for r in results], sts.load(tiny_cross_model_file).score(S1, S2), atol=1e-6)
+        np.testing.assert_allclose([r["score"] for r in results], sts.load(tiny_cross_model_file, precision="fp32").score(S1, S2), atol=1e-6)
         refused = server.post("/v1/embeddings", json={"input": "a"})
         assert refused.status_code == 400 and "CrossEncoder" in refused.json()["detail"]
     finally:
@@ -186,7 +188,7 @@ def _tree_rss_mib(pid: int) -> float:
 
 @pytest.mark.slow
 def test_soak_mixed_good_and_bad_requests(bi_server: Server, tiny_model_file: Path) -> None:
-    model = sts.load(tiny_model_file)
+    model = sts.load(tiny_model_file, precision="fp32")
     expected = dict(zip(zip(S1, S2), model.score(S1, S2)))
     good = [[S1[i % 4], S2[i % 4]] for i in range(4)]
     bad = [b'{"pairs": [["a", ""]]}', b"{", b'{"pairs": [["a", 1]]}', b'{"pairs": [["a", "b"]], "x": 0}']
