@@ -58,11 +58,14 @@ class Model:
         info: where it came from and what it measured (see `info`).
         batch_size, precision, device: how it scores (precision: auto | fp32 | bf16 autocast;
             auto = bf16 where the hardware has it natively, see sts.precision).
+        backend, quantize, calibration: torch, or onnx (ONNX Runtime, int8 `quantize` dynamic |
+            static | none; static calibrated on `calibration` sentences), see sts.backends.
     """
 
-    def __init__(self, module: PairModule, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu") -> None:
+    def __init__(self, module: PairModule, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
+                 backend: str = "torch", quantize: str = "dynamic", calibration: Sequence[str] | None = None) -> None:
         self.module = module
-        self._scorer = Scorer(module, batch_size, precision, device)
+        self._scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration)
         self._info = info
 
     @property
@@ -91,6 +94,7 @@ class Model:
             "both_orders": getattr(self.module, "both_orders", None),
             "threshold": self.threshold,
             "precision": self._scorer.precision,
+            "backend": self._scorer.backend,
             **self._info,
         }
 
@@ -160,7 +164,7 @@ class Model:
         if not texts:
             return np.empty((0, module.encoder.config.hidden_size), np.float32)
         with self._scorer.autocast():
-            return module.embed_texts(texts, self._scorer.batch_size).float().cpu().numpy()
+            return module.embed_texts(texts, self._scorer.batch_size, encode=self._scorer.encode).float().cpu().numpy()
 
     def _embed_all(self, sentences: list[str], show: str | bool) -> np.ndarray:
         parts = []
@@ -207,6 +211,21 @@ class Model:
         return sorted(pairs, key=lambda p: -p.score)
 
 
+def scoring_settings(cfg: Any) -> dict[str, Any]:
+    """How an entry point's config says to score (device, precision, batch size, backend):
+    the keyword arguments of `load`, read from the fields every scoring config shares."""
+    from sts.backends import read_calibration
+
+    return {
+        "device": cfg.device,
+        "precision": cfg.precision,
+        "batch_size": cfg.batch_size,
+        "backend": cfg.backend,
+        "quantize": cfg.quantize,
+        "calibration": read_calibration(cfg.calibration),
+    }
+
+
 def _source(path: str | Path | None) -> str:
     return "bundled" if path is None else str(path)
 
@@ -220,6 +239,9 @@ def load(
     both_orders: bool | None = None,
     pooling: str | None = None,
     max_length: int | None = None,
+    backend: str = "torch",
+    quantize: str = "dynamic",
+    calibration: Sequence[str] | None = None,
 ) -> Model:
     """A model to score with.
 
@@ -227,7 +249,8 @@ def load(
     a model.pt or Lightning .ckpt from train.py (checked field by field, never unpickled), an
     exported Hugging Face / sentence-transformers folder, or a Hugging Face id when online.
     `both_orders` overrides how a cross-encoder scores; `pooling` and `max_length` apply to
-    encoder folders and ids only (a model file carries its own)."""
+    encoder folders and ids only (a model file carries its own). `backend="onnx"` runs the
+    network in ONNX Runtime, int8 (`quantize`); see sts.backends for what it costs."""
     from sts import bundled, checkpoint, pretrained
 
     file_like = path is not None and (Path(path).suffix in CHECKPOINT_SUFFIXES or (Path(path).exists() and not Path(path).is_dir()))
@@ -260,4 +283,4 @@ def load(
     set_both_orders(module, both_orders)
     if isinstance(module, CrossEncoder) and pooling is not None and pooling != module.pooling:
         raise STSError(f"pooling={pooling}: this cross-encoder pools with {module.pooling}")
-    return Model(module, info, batch_size=batch_size, precision=precision, device=device)
+    return Model(module, info, batch_size=batch_size, precision=precision, device=device, backend=backend, quantize=quantize, calibration=calibration)

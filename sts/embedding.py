@@ -10,7 +10,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from sts import options
-from sts.api import Model, load
+from sts.api import Model, load, scoring_settings
 from sts.data.readers import check_sentence
 from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_text_file, open_text
 from sts.errors import InputError, STSError
@@ -40,10 +40,10 @@ def read_sentences(path: Path, fmt: str | None, column: str | None) -> list[str]
 def load_embedder(cfg: DictConfig) -> Model:
     """The checkpoint's bi-encoder, or the configured encoder untrained (null: the bundled one)."""
     if cfg.ckpt:
-        model = load(cfg.ckpt, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size)
+        model = load(cfg.ckpt, **scoring_settings(cfg))
     else:
         name = resolve(cfg.encoder.name_or_path)
-        model = load(name, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size, pooling=cfg.pooling, max_length=cfg.encoder.max_length)
+        model = load(name, **scoring_settings(cfg), pooling=cfg.pooling, max_length=cfg.encoder.max_length)
     if model.architecture != "BiEncoder":
         raise STSError(
             f"{cfg.ckpt}: is a {model.architecture}, which scores pairs jointly and has no sentence embeddings; "

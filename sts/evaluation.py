@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from sts import options
-from sts.api import Model, load
+from sts.api import Model, load, scoring_settings
 from sts.data.datamodule import SPLITS
 from sts.data.readers import Pairs
 from sts.errors import STSError
@@ -134,7 +134,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     except OSError as e:
         raise STSError(f"{out_dir}: cannot create out_dir ({e.strerror or e})") from None
     pairs, positive_threshold = read_split(cfg.data, cfg.split)
-    model = load(cfg.ckpt, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size, both_orders=cfg.get("both_orders"))
+    model = load(cfg.ckpt, **scoring_settings(cfg), both_orders=cfg.get("both_orders"))
     if cfg.threshold is not None and cfg.get("threshold_objective"):
         raise STSError("threshold= and threshold_objective= both set: give a threshold, or an objective to choose one on this split")
     scores = score_pairs(model, pairs, cfg.chunk_size, cfg.progress)

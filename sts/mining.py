@@ -103,7 +103,7 @@ def default_output(path: Path) -> Path:
 def mine(cfg: DictConfig) -> Path:
     """mine.py: write the similar pairs of cfg.input as sentence1, sentence2, score, lbl, best first."""
     from sts import options
-    from sts.api import load
+    from sts.api import load, scoring_settings
     from sts.embedding import read_sentences
     from sts.prediction import check_output
     from sts.report import format_table
@@ -113,7 +113,7 @@ def mine(cfg: DictConfig) -> Path:
     output = Path(cfg.output) if cfg.output else default_output(input_path)
     output_format = check_output(input_path, output, cfg.overwrite)
     sentences = read_sentences(input_path, cfg.format, cfg.column)
-    settings = {"device": cfg.device, "precision": cfg.precision, "batch_size": cfg.batch_size}
+    settings = scoring_settings(cfg)
     model = load(cfg.ckpt, **settings)
     rerank = load(cfg.rerank, **settings) if cfg.rerank else None
     if rerank is not None and rerank.architecture != "CrossEncoder":

@@ -17,6 +17,7 @@ from sts import checks
 from sts.checks import Invalid, Rule, boolean, choice, either, integer, number, optional, text
 from sts.errors import STSError
 from sts.models.encoder import POOLING_MODES
+from sts.backends import BACKENDS, QUANTIZATIONS
 from sts.precision import PRECISIONS
 
 _ABSENT = object()
@@ -166,6 +167,9 @@ SCORING: dict[str, Rule] = {
     "ckpt": text(),
     "batch_size": BATCH,
     "precision": choice(*PRECISIONS),
+    "backend": choice(*BACKENDS),
+    "quantize": choice(*QUANTIZATIONS),
+    "calibration": optional(text()),
     "device": device(),
     "progress": PROGRESS,
     "overwrite": boolean(),
@@ -242,6 +246,9 @@ SERVE: dict[str, Rule] = {
     "batch_timeout": number(0, 60),
     "batch_size": BATCH,
     "precision": choice(*PRECISIONS),
+    "backend": choice(*BACKENDS),
+    "quantize": choice(*QUANTIZATIONS),
+    "calibration": optional(text()),
     "max_pairs": integer(1, 10**7),
     "max_chars": integer(1, 10**7),
     "max_payload_bytes": integer(1024, 2**34),
@@ -257,7 +264,7 @@ EXPORT: dict[str, Rule] = {
 }
 
 AUGMENT: dict[str, Rule] = {
-    **{k: v for k, v in SCORING.items() if k not in ("ckpt", "progress")},
+    **{k: v for k, v in SCORING.items() if k not in ("ckpt", "progress", "backend", "quantize", "calibration")},
     **DATA,
     "teacher": either(text(), texts()),
     "sampler": optional(text()),

@@ -14,28 +14,48 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from sts.backends import BACKENDS, OnnxEncoder
+from sts.errors import STSError
 from sts.models import PairModule
-from sts.precision import resolve
+from sts.models.base import Encode
+from sts.precision import PRECISIONS, resolve
 
 class Scorer:
-    """Callable (texts1, texts2) -> scores, in input order. `precision`: auto | fp32 | bf16
-    (sts.precision; `self.precision` is what auto chose)."""
+    """Callable (texts1, texts2) -> scores, in input order.
 
-    def __init__(self, module: PairModule, batch_size: int = 64, precision: str = "auto", device: str = "cpu") -> None:
-        self.precision = resolve(precision, device)
+    precision: auto | fp32 | bf16 for the torch backend (sts.precision; `self.precision` is what
+    auto chose). backend: torch | onnx (sts.backends: ONNX Runtime, `quantize` dynamic | static |
+    none, static calibrated on `calibration` sentences); then `self.precision` is int8 or fp32.
+    """
+
+    def __init__(self, module: PairModule, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "torch",
+                 quantize: str = "dynamic", calibration: Sequence[str] | None = None) -> None:
+        if backend not in BACKENDS:
+            raise STSError(f"backend={backend!r}: choose one of {BACKENDS}")
         self.device = torch.device(device)
+        if backend != "torch" and self.device.type != "cpu":
+            raise STSError(f"backend={backend} runs on the CPU; device={device} scores with backend=torch")
         self.module = module.to(self.device).eval()
         self.batch_size = batch_size
+        self.backend = backend
+        self.encode: Encode | None = None
+        if backend == "torch":
+            self.precision = resolve(precision, device)
+            return
+        if precision not in PRECISIONS:
+            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
+        self.encode = OnnxEncoder(self.module, quantize, calibration)
+        self.precision = "fp32" if quantize == "none" else "int8"
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The context the module runs in: bf16 autocast, or nothing for fp32."""
+        """The context the module runs in: bf16 autocast, or nothing for fp32 and ONNX Runtime."""
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def __call__(self, texts1: Sequence[str], texts2: Sequence[str], clip: bool = True) -> np.ndarray:
         with self.autocast():
-            return self.module.score_texts(texts1, texts2, self.batch_size, clip=clip)
+            return self.module.score_texts(texts1, texts2, self.batch_size, clip=clip, encode=self.encode)
 
 
 def progress(total: int | None, enabled: str | bool = "auto", unit: str = "pairs", desc: str | None = None) -> tqdm:

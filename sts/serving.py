@@ -184,10 +184,11 @@ def _metadata(model: Any) -> dict[str, Any]:
 def build(cfg: DictConfig) -> "ls.LitServer":
     """The LitServer for cfg (not started): validation limits set, model checked by loading it once."""
     import sts
+    from sts.api import scoring_settings
 
     Limits.max_pairs, Limits.max_chars = int(cfg.max_pairs), int(cfg.max_chars)
-    settings = {"precision": cfg.precision, "batch_size": cfg.batch_size}
-    model = sts.load(cfg.ckpt, device=cfg.device, **settings)  # fails here, in one line, not in a worker
+    settings = scoring_settings(cfg)
+    model = sts.load(cfg.ckpt, **settings)  # fails here, in one line, not in a worker
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout)}
     apis: list[ls.LitAPI] = [ScoreAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)]
     if model.architecture == "BiEncoder":

@@ -17,6 +17,8 @@ from torchmetrics import CatMetric
 from transformers import get_linear_schedule_with_warmup
 
 from sts.data.collate import pad, tokenize
+
+Encode = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 from sts.errors import STSError
 from sts.metrics import choose_threshold, pair_metrics, parse_objective
 
@@ -92,7 +94,13 @@ class PairModule(L.LightningModule):
         """Raw output -> score in 0-1 (identity for cosine)."""
         return raw
 
-    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int) -> torch.Tensor:
+    def encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The per-batch network pass that inference runs over padded token ids: pooled
+        embeddings (bi-encoder) or logits (cross-encoder). A backend (sts.backends) stands in
+        for it, passed as `encode=`."""
+        raise NotImplementedError
+
+    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def extra_hparams(self) -> dict[str, Any]:
@@ -254,9 +262,10 @@ class PairModule(L.LightningModule):
         return tokenize(self.tokenizer, texts1, texts2, self.max_length)
 
     @torch.inference_mode()
-    def score_texts(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int = 64, clip: bool = True) -> np.ndarray:
+    def score_texts(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int = 64, clip: bool = True, encode: Encode | None = None) -> np.ndarray:
         """Scores for raw sentence pairs, in input order; `clip` maps a cosine below 0 to 0 so
-        every score lies in 0-1 (metrics use the unclipped value)."""
+        every score lies in 0-1 (metrics use the unclipped value). `encode`: a backend's
+        stand-in for `self.encode` (None: this module in torch)."""
         self.eval()
-        scores = self.score_encoded(texts1, texts2, batch_size)
+        scores = self.score_encoded(texts1, texts2, batch_size, encode)
         return (scores.clamp(0, 1) if clip else scores).cpu().numpy()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sts.models.base import PairModule
+from sts.models.base import Encode, PairModule
 from sts.models.encoder import detach_pooler, pool
 
 
@@ -36,11 +36,14 @@ class BiEncoder(PairModule):
         hidden = self.encoder(input_ids=features["input_ids"], attention_mask=features["attention_mask"]).last_hidden_state
         return pool(hidden, features["attention_mask"], self.pooling)
 
+    def encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.embed(features)
+
     @torch.inference_mode()
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64, encode: Encode | None = None) -> torch.Tensor:
         """Pooled embeddings of raw sentences in input order (embed.py, exports)."""
         self.eval()
-        return self._by_length(self._tokenize(texts), batch_size, self.embed)
+        return self._by_length(self._tokenize(texts), batch_size, encode or self.encode)
 
     def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Raw similarity of two embedding batches: cosine, or the head's logit when frozen."""
@@ -54,11 +57,11 @@ class BiEncoder(PairModule):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.compare(self.embed(batch["a"]), self.embed(batch["b"]))
 
-    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int) -> torch.Tensor:
+    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
         """Each distinct sentence is embedded once, however often it recurs."""
         unique = list(dict.fromkeys([*texts1, *texts2]))
         position = {s: i for i, s in enumerate(unique)}
-        embeddings = self._by_length(self._tokenize(unique), batch_size, self.embed)
+        embeddings = self._by_length(self._tokenize(unique), batch_size, encode or self.encode)
         i1 = torch.as_tensor([position[s] for s in texts1], device=embeddings.device)
         i2 = torch.as_tensor([position[s] for s in texts2], device=embeddings.device)
         return self.activation(torch.cat([self.compare(embeddings[a], embeddings[b]) for a, b in zip(i1.split(4096), i2.split(4096))]))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sts.errors import STSError
-from sts.models.base import PairModule
+from sts.models.base import Encode, PairModule
 from sts.models.encoder import POOLING_MODES, detach_pooler, pool
 
 
@@ -72,10 +72,14 @@ class CrossEncoder(PairModule):
     def activation(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(raw)
 
-    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int) -> torch.Tensor:
-        logits = self._by_length(self._tokenize(texts1, texts2), batch_size, self.logit)
+    def encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.logit(features)
+
+    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
+        encode = encode or self.encode
+        logits = self._by_length(self._tokenize(texts1, texts2), batch_size, encode)
         if self.both_orders:
-            logits = (logits + self._by_length(self._tokenize(texts2, texts1), batch_size, self.logit)) / 2
+            logits = (logits + self._by_length(self._tokenize(texts2, texts1), batch_size, encode)) / 2
         return self.activation(logits)
 
 

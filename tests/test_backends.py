@@ -1,0 +1,86 @@
+"""backend=onnx: ONNX Runtime stands in for the network pass only, so scores follow torch's
+(exactly for the fp32 graph, closely for int8), the graph is built once per weights and settings,
+and every misuse is one clear error."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sts
+from sts import backends
+from sts.errors import STSError
+
+from conftest import ROOT, compose_config
+from test_training import run_cli
+
+S1 = ["the cat ate the mouse", "the dog chased the cat", "the king ate the cake", "A man plays a guitar.", "the cat ate the mouse"]
+S2 = ["the mouse was eaten by the cat", "the alligator is fat", "the cake was ingested by the king", "A man plays a guitar.", "a dog barks"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("STS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "onnx"
+
+
+@pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
+def test_fp32_graph_scores_as_torch_and_int8_close(model_file: str, request: pytest.FixtureRequest) -> None:
+    path = request.getfixturevalue(model_file)
+    torch_scores = sts.load(path, precision="fp32").score(S1, S2, clip=False)
+    fp32 = sts.load(path, backend="onnx", quantize="none")
+    assert fp32.info["backend"] == "onnx" and fp32.info["precision"] == "fp32"
+    np.testing.assert_allclose(fp32.score(S1, S2, clip=False), torch_scores, atol=1e-5)
+    int8 = sts.load(path, backend="onnx")
+    assert int8.info["precision"] == "int8"
+    scores = int8.score(S1, S2, clip=False)
+    assert np.abs(scores - torch_scores).max() < 0.05 and not np.allclose(scores, torch_scores, atol=1e-7)  # quantized, and close
+
+
+def test_static_quantization_is_calibrated_on_the_given_sentences(tiny_model_file: Path, tmp_path: Path, cache: Path) -> None:
+    calibration = tmp_path / "calibration.txt"
+    calibration.write_text("\n".join(f"sentence {i} about a {w}" for i, w in enumerate(["cat", "dog", "king", "cake", "guitar"] * 4)) + "\n")
+    settings = compose_config("predict", ["input=x.csv", "backend=onnx", "quantize=static", f"calibration={calibration}"])
+    model = sts.load(tiny_model_file, **sts.api.scoring_settings(settings))
+    assert np.abs(model.score(S1, S2) - sts.load(tiny_model_file, precision="fp32").score(S1, S2)).max() < 0.1
+    assert len(list(cache.glob("*-static.onnx"))) == 1
+    sts.load(tiny_model_file, backend="onnx", quantize="static")  # the default calibration sample: another graph
+    assert len(list(cache.glob("*-static.onnx"))) == 2
+
+
+def test_graph_is_built_once_and_embeddings_come_from_it(tiny_model_file: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = sts.load(tiny_model_file, backend="onnx", quantize="none")
+    built = list(cache.iterdir())
+    assert len(built) == 1 and not [p for p in cache.iterdir() if p.is_dir()]  # no temporary folder left
+    monkeypatch.setattr(backends.OnnxEncoder, "_build", lambda self, tmp: pytest.fail("rebuilt a cached graph"))
+    again = sts.load(tiny_model_file, backend="onnx", quantize="none")
+    np.testing.assert_allclose(again.embed(S1), sts.load(tiny_model_file, precision="fp32").embed(S1), atol=1e-5)
+    np.testing.assert_array_equal(again.score(S1, S2), first.score(S1, S2))
+
+
+def test_misuse_is_one_clear_error(tiny_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(STSError, match="backend='tensorrt'"):
+        sts.load(tiny_model_file, backend="tensorrt")
+    with pytest.raises(STSError, match="quantize='int4'"):
+        sts.load(tiny_model_file, backend="onnx", quantize="int4")
+    with pytest.raises(STSError, match="backend=onnx runs on the CPU"):
+        sts.load(tiny_model_file, backend="onnx", device="cuda")
+    short = tmp_path / "short.txt"
+    short.write_text("one\ntwo\n")
+    with pytest.raises(STSError, match=r"short.txt: 2 non-empty lines"):
+        backends.read_calibration(str(short))
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("STS_CACHE", str(blocked))
+    with pytest.raises(STSError, match="cannot write the ONNX cache there"):
+        sts.load(tiny_model_file, backend="onnx")
+
+
+def test_predict_with_the_onnx_backend(tiny_model_file: Path, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("id,a,b\n" + "".join(f"{i},{a},{b}\n" for i, (a, b) in enumerate(zip(S1, S2))))
+    done = run_cli([str(ROOT / "predict.py"), f"ckpt={tiny_model_file}", f"input={pairs}", "backend=onnx", "quantize=none", f"output={tmp_path / 'out.csv'}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    scores = [float(line.split(",")[-2]) for line in (tmp_path / "out.csv").read_text().splitlines()[1:]]
+    np.testing.assert_allclose(scores, sts.load(tiny_model_file, precision="fp32").score(S1, S2), atol=2e-6)
+    refused = run_cli([str(ROOT / "predict.py"), f"ckpt={tiny_model_file}", f"input={pairs}", "backend=onnx", "trainer.devices=2", f"output={tmp_path / 'two.csv'}"], tmp_path)
+    assert refused.returncode != 0 and "backend=onnx scores in one process" in refused.stderr
