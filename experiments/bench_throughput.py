@@ -1,6 +1,6 @@
 """Training and scoring throughput of this framework vs sentence-transformers, in one run.
 
-    python experiments/bench_throughput.py [--quick] [--precision fp32|bf16] [--device cpu|cuda]
+    python experiments/bench_throughput.py [--quick] [--precision auto|fp32|bf16] [--device cpu|cuda] [--cross-model MODEL.pt]
 
 Same model (bundled all-MiniLM-L6-v2), batch size, max_length and threads for both. Each case
 runs in its own worker process (so peak RSS is per case) with one warm-up and --repeats timed
@@ -11,8 +11,15 @@ the last, so one-off set-up of either framework is not counted. Scoring: our pre
 (`sts.scoring.Scorer` on a model loaded from a checkpoint, as predict.py does) vs
 `SentenceTransformer.encode` of both sides + cosine and `CrossEncoder.predict`, on STS-B test and
 on 20,000 pairs drawn from 400 STS-B sentences (each recurs about 100 times). The cross-encoder
-peer gets our exact weights through `export.py format=sentence-transformers`. The last line is
-one JSON object with medians, ratios ours/peer and score differences.
+peer gets our exact weights through `export.py format=sentence-transformers`.
+
+Each framework runs with its own defaults: ours `precision=auto` (bf16 autocast on CPUs with AMX,
+fp32 elsewhere) and fp32 training, the peer fp32 (`--precision bf16` puts both in bf16). Extra
+rows run our other settings against the same peer figures: training in bf16-mixed, scoring in
+fp32 and with backend=onnx int8 (dynamic and static), each with its STS-B test Spearman drop
+against fp32. The cross-encoder is untrained unless --cross-model names a trained one, so its
+drops mean little without it. The table says which targets of issue 22 apply to this host (AMX or
+not); the last line is one JSON object with medians, ratios, score differences, drops and the host.
 """
 from __future__ import annotations
 
@@ -40,7 +47,16 @@ CASES = [
     "train_bi_ours", "train_bi_peer", "train_cross_ours", "train_cross_peer",
     "predict_bi_stsb_ours", "predict_bi_stsb_peer", "predict_bi_repeated_ours", "predict_bi_repeated_peer",
     "predict_cross_stsb_ours", "predict_cross_stsb_peer",
+    # our other settings, compared with the same peer rows
+    "train_bi_ours_bf16", "train_cross_ours_bf16",
+    "predict_bi_stsb_ours_fp32", "predict_bi_stsb_ours_int8", "predict_bi_stsb_ours_int8static",
+    "predict_cross_stsb_ours_fp32", "predict_cross_stsb_ours_int8", "predict_cross_stsb_ours_int8static",
 ]
+# variant -> (precision, backend, quantize) of our scoring, or the trainer precision of our training
+SCORING_VARIANTS = {"fp32": ("fp32", "torch", "dynamic"), "int8": ("fp32", "onnx", "dynamic"), "int8static": ("fp32", "onnx", "static")}
+# issue 22's targets (median ratio ours/peer with the defaults), by host kind
+TARGETS = {"amx": {"predict_bi_stsb": 2.5, "predict_cross_stsb": 2.0, "train_bi": 2.5, "train_cross": 2.5},
+           "any": {"predict_bi_stsb": 2.0, "predict_cross_stsb": 1.6, "train_bi": 1.7, "train_cross": 1.7}}
 
 
 # ---------------------------------------------------------------- data shared by all workers
@@ -100,7 +116,7 @@ class StepClock:
         return self.end - self.starts[SKIP_STEPS]
 
 
-def train_ours(arch: str, args: argparse.Namespace) -> list[float]:
+def train_ours(arch: str, args: argparse.Namespace, variant: str | None = None) -> list[float]:
     from sts.config import compose
     from sts.training import build_model, build_trainer
 
@@ -122,7 +138,7 @@ def train_ours(arch: str, args: argparse.Namespace) -> list[float]:
                 f"model={arch}_encoder", "seed=0", f"data.batch_size={args.batch_size}", f"encoder.max_length={args.max_length}",
                 f"trainer.max_steps={args.steps}", "trainer.limit_val_batches=0", "logger=none", "callbacks=none",
                 "trainer.enable_progress_bar=false", f"trainer.accelerator={args.device}",
-                f"trainer.precision={'bf16-mixed' if args.precision == 'bf16' else '32-true'}",
+                f"trainer.precision={'bf16-mixed' if args.precision == 'bf16' or variant == 'bf16' else '32-true'}",
                 "model.head_lr=2e-5",
             ], tmp)
             from hydra.utils import instantiate
@@ -180,10 +196,11 @@ def train_peer(arch: str, args: argparse.Namespace) -> list[float]:
     return timed(once, args.repeats)
 
 
-def predict_ours(arch: str, case: str, args: argparse.Namespace) -> tuple[list[float], np.ndarray]:
+def predict_ours(arch: str, case: str, args: argparse.Namespace, variant: str | None = None) -> tuple[list[float], np.ndarray]:
     import sts
 
-    model = sts.load(args.models[f"{arch}_pt"], batch_size=args.batch_size_eval, precision=args.precision, device=args.device)
+    precision, backend, quantize = SCORING_VARIANTS[variant] if variant else (args.precision, "torch", "dynamic")
+    model = sts.load(args.models[f"{arch}_pt"], batch_size=args.batch_size_eval, precision=precision, device=args.device, backend=backend, quantize=quantize)
     s1, s2 = pairs_for(case, args.quick)
     result: dict[str, np.ndarray] = {}
     times = timed(lambda: result.__setitem__("scores", model.score(s1, s2, clip=False)), args.repeats)
@@ -211,7 +228,7 @@ def predict_peer(arch: str, case: str, args: argparse.Namespace) -> tuple[list[f
         def once() -> None:
             result["scores"] = np.asarray(model.predict(list(zip(s1, s2)), batch_size=args.batch_size_eval), dtype=np.float32)
 
-    ctx = torch.autocast(args.device, dtype=torch.bfloat16) if args.precision == "bf16" else torch.inference_mode()
+    ctx = torch.autocast(args.device, dtype=torch.bfloat16) if args.precision == "bf16" else torch.inference_mode()  # auto: the peer's own fp32
     with ctx:
         times = timed(once, args.repeats)
     return times, result["scores"]
@@ -221,13 +238,14 @@ def worker(case: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     parts = case.split("_")
-    kind, arch, who = parts[0], parts[1], parts[-1]
+    kind, arch = parts[0], parts[1]
+    who, variant = ("ours", parts[-1]) if parts[-1] not in ("ours", "peer") else (parts[-1], None)
     scores = None
     if kind == "train":
-        times = (train_ours if who == "ours" else train_peer)(arch, args)
+        times = train_ours(arch, args, variant) if who == "ours" else train_peer(arch, args)
         items = (args.steps - SKIP_STEPS) * args.batch_size
     else:
-        times, scores = (predict_ours if who == "ours" else predict_peer)(arch, case, args)
+        times, scores = predict_ours(arch, case, args, variant) if who == "ours" else predict_peer(arch, case, args)
         items = len(scores)
     out = {"case": case, "times": times, "items": items, "per_s": [items / t for t in times],
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -254,6 +272,8 @@ def prepare_models(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
         cfg = compose("train", [f"model={arch}_encoder", f"encoder.max_length={args.max_length}"], workdir)
         path = checkpoint.save(build_model(cfg), workdir / f"{arch}.pt")
         models[f"{arch}_pt"] = str(path)
+    if args.cross_model:
+        models["cross_pt"] = args.cross_model
     models["cross_st"] = str(workdir / "cross_st")
     (workdir / "cross_st").mkdir()
     save_sentence_transformers(checkpoint.load(models["cross_pt"]), workdir / "cross_st")
@@ -269,7 +289,8 @@ def spearman_x100(scores: np.ndarray, gold: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps and pairs: under 5 minutes on 2 CPU cores")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="ours; the peer stays fp32 unless bf16")
+    parser.add_argument("--cross-model", help="a trained cross-encoder model.pt (scoring cases; training starts from the untrained one)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--batch-size", type=int, default=16, help="training batch size")
@@ -297,7 +318,7 @@ def main() -> None:
                     f"--batch-size-eval={args.batch_size_eval}", f"--max-length={args.max_length}", f"--steps={args.steps}", f"--repeats={args.repeats}"]
             if args.quick:
                 cmd.append("--quick")
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false", STS_CACHE=tmp))
             line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
             if line is None:
                 sys.exit(f"worker {case} failed:\n{proc.stderr[-3000:]}")
@@ -305,34 +326,46 @@ def main() -> None:
             print(f"{case}: median {statistics.median(results[case]['per_s']):.1f} pairs/s", file=sys.stderr, flush=True)
         scores = {c: np.load(r["scores"]) for c, r in results.items() if "scores" in r}
 
-    summary: dict[str, object] = {"precision": args.precision, "device": args.device, "threads": args.threads, "quick": args.quick}
-    rows = [["case", "ours pairs/s", "peer pairs/s", "ratio ours/peer", "ours peak RSS MB", "peer peak RSS MB"]]
-    for key in ("train_bi", "train_cross", "predict_bi_stsb", "predict_bi_repeated", "predict_cross_stsb"):
-        ours, peer = results.get(f"{key}_ours"), results.get(f"{key}_peer")
+    host = provenance.cpu()
+    kind = "amx" if host["amx"] else "any"
+    summary: dict[str, object] = {"precision": args.precision, "device": args.device, "threads": args.threads, "quick": args.quick,
+                                  "host": {"cpu": host["model"], "amx": host["amx"], "avx512_bf16": "avx512_bf16" in host["flags"], "vnni": "avx512_vnni" in host["flags"]}}
+    gold = stsb("test").gold
+    reference = {arch: spearman_x100(scores[f"predict_{arch}_stsb_peer"], gold) for arch in ("bi", "cross") if f"predict_{arch}_stsb_peer" in scores}
+    rows = [["case", "ours pairs/s", "peer pairs/s", "ratio ours/peer", "target here", "STS-B drop", "ours peak RSS MB", "peer peak RSS MB"]]
+    for case in [c for c in args.cases if "_ours" in c]:
+        key, variant = case.split("_ours")[0], case.split("_ours")[1].lstrip("_")
+        ours, peer = results.get(case), results.get(f"{key}_peer")
         if not ours or not peer:
             continue
+        name = key + (f"_{variant}" if variant else "")
         o, p = statistics.median(ours["per_s"]), statistics.median(peer["per_s"])
-        summary[key] = {"ours": round(o, 2), "peer": round(p, 2), "ratio": round(o / p, 3),
-                        "ours_peak_rss_mb": round(ours["peak_rss_mb"]), "peer_peak_rss_mb": round(peer["peak_rss_mb"])}
-        rows.append([key, f"{o:.1f}", f"{p:.1f}", f"{o / p:.2f}", f"{ours['peak_rss_mb']:.0f}", f"{peer['peak_rss_mb']:.0f}"])
-        if key.startswith("predict"):
-            summary[f"max_abs_diff_{key.removeprefix('predict_')}"] = float(np.max(np.abs(scores[f"{key}_ours"] - scores[f"{key}_peer"])))
-    if args.precision != "fp32":
-        gold = stsb("test").gold
-        for arch in ("bi", "cross"):
-            if f"predict_{arch}_stsb_ours" in scores:
-                summary[f"spearman_drop_{arch}"] = round(spearman_x100(scores[f"predict_{arch}_stsb_peer"], gold) - spearman_x100(scores[f"predict_{arch}_stsb_ours"], gold), 3)
+        entry = {"ours": round(o, 2), "peer": round(p, 2), "ratio": round(o / p, 3), "ours_peak_rss_mb": round(ours["peak_rss_mb"]), "peer_peak_rss_mb": round(peer["peak_rss_mb"])}
+        drop = ""
+        if case in scores and key.endswith("_stsb"):
+            arch = key.split("_")[1]
+            entry["spearman_drop"] = round(reference[arch] - spearman_x100(scores[case], gold), 3)
+            drop = f"{entry['spearman_drop']:.2f}"
+            if not variant:
+                summary[f"spearman_drop_{arch}"] = entry["spearman_drop"]
+        if case in scores:
+            summary[f"max_abs_diff_{name.removeprefix('predict_')}"] = float(np.max(np.abs(scores[case] - scores[f"{key}_peer"])))
+        target = TARGETS[kind].get(key) if not variant else None
+        summary[name] = entry
+        rows.append([name, f"{o:.1f}", f"{p:.1f}", f"{o / p:.2f}", f">= {target}" if target else "", drop, f"{ours['peak_rss_mb']:.0f}", f"{peer['peak_rss_mb']:.0f}"])
     import sentence_transformers
 
     print(command)
-    print(f"hardware: {provenance.hardware()}; device {args.device}; precision {args.precision}")
+    print(f"hardware: {provenance.hardware()}; device {args.device}; ours precision {args.precision}")
+    print(f"host: {'AMX: the AMX targets apply' if host['amx'] else 'no AMX: the any-host targets apply; the AMX rows need an AMX host'} (issue 22)")
     print(f"versions: {provenance.versions() | {'sentence_transformers': sentence_transformers.__version__}}; git {provenance.git_commit()}")
     print(f"training: {args.steps} optimizer steps x batch {args.batch_size}; scoring batch {args.batch_size_eval}; max_length {args.max_length}; "
-          f"{args.repeats} timed repeats after 1 warm-up (medians)")
+          f"{args.repeats} timed repeats after 1 warm-up (medians); cross-encoder: {args.cross_model or 'untrained (drops mean little)'}")
+    print(f"STS-B test Spearman x100 with fp32 (the peer's scores): " + ", ".join(f"{a} {v:.2f}" for a, v in reference.items()))
     print(format_table(rows))
     for key, value in summary.items():
-        if key.startswith("max_abs_diff") or key.startswith("spearman_drop"):
-            print(f"{key}: {value:.2e}" if key.startswith("max") else f"{key}: {value}")
+        if key.startswith("max_abs_diff"):
+            print(f"{key}: {value:.2e}")
     print(json.dumps(summary))
 
 
