@@ -14,6 +14,7 @@ from sts.errors import STSError
 from sts.export import export
 
 from conftest import ROOT, compose_config
+from helpers import Evil
 
 S1 = ["the cat ate the mouse", "the dog chased the cat", "the king ate the cake"]
 S2 = ["the mouse was eaten by the cat", "the alligator is fat", "the cake was ingested by the king"]
@@ -111,12 +112,11 @@ def test_foreign_encoder_folder_is_an_uncalibrated_bi_encoder(tiny_encoder: str)
 def test_folder_with_pickled_weights_is_refused_and_runs_nothing(tiny_encoder: str, tmp_path: Path) -> None:
     import shutil
 
-    from test_checkpoint import _Evil
 
     folder = tmp_path / "evil-folder"
     shutil.copytree(tiny_encoder, folder)
     (folder / "model.safetensors").unlink()
-    torch.save({"x": _Evil(str(tmp_path / "pwned"))}, folder / "pytorch_model.bin")
+    torch.save({"x": Evil(str(tmp_path / "pwned"))}, folder / "pytorch_model.bin")
     with pytest.raises(STSError) as e:
         sts.load(folder)
     assert "holds objects other than tensors" in str(e.value) and "\n" not in str(e.value)

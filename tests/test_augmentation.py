@@ -12,7 +12,7 @@ from sts.errors import STSError
 from sts.resources import resource
 
 from conftest import ROOT, compose_config
-from test_training import run_cli
+from helpers import run_cli
 
 
 def test_neighbour_pairs_are_nearest_unique_and_skip_excluded() -> None:

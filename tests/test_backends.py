@@ -11,7 +11,7 @@ from sts import backends
 from sts.errors import STSError
 
 from conftest import ROOT, compose_config
-from test_training import run_cli
+from helpers import run_cli
 
 S1 = ["the cat ate the mouse", "the dog chased the cat", "the king ate the cake", "A man plays a guitar.", "the cat ate the mouse"]
 S2 = ["the mouse was eaten by the cat", "the alligator is fat", "the cake was ingested by the king", "A man plays a guitar.", "a dog barks"]

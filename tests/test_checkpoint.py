@@ -7,6 +7,8 @@ from sts import checkpoint
 from sts.errors import STSError
 from sts.models import BiEncoder
 
+from helpers import Evil
+
 
 def test_round_trip_is_self_contained_and_safe(tiny_model_file: Path) -> None:
     raw = torch.load(tiny_model_file, weights_only=True)  # plain data only
@@ -27,18 +29,10 @@ def test_lightning_ckpt_loads_too(tiny_cfg) -> None:
     assert isinstance(checkpoint.load(best), BiEncoder)
 
 
-class _Evil:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    torch.save({"sts": {}, "state_dict": {}, "x": _Evil(str(marker))}, evil, pickle_protocol=2)
+    torch.save({"sts": {}, "state_dict": {}, "x": Evil(str(marker))}, evil, pickle_protocol=2)
     with pytest.raises(STSError, match="refused to load"):
         checkpoint.load(evil)
     assert not marker.exists()

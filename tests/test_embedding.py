@@ -12,7 +12,7 @@ from sts.embedding import embed
 from sts.errors import STSError
 
 from conftest import ROOT, compose_config
-from test_training import run_cli
+from helpers import run_cli
 
 CORPUS = [
     "A man is eating food.",

@@ -13,7 +13,7 @@ from sts.evaluation import evaluate
 from sts.training import train
 
 from conftest import ROOT, compose_config, refused
-from test_training import run_cli
+from helpers import run_cli
 
 
 def eval_cfg(ckpt: Path, out_dir: Path, *overrides: str):

@@ -16,7 +16,7 @@ from sts.models.encoder import sentence_transformers_pooling
 from sts.training import build_model
 
 from conftest import ROOT, compose_config
-from test_training import run_cli
+from helpers import run_cli
 
 S1 = ["A man is playing a guitar.", "A cat sleeps on the warm windowsill all afternoon.", "Stocks fell.", "A woman slices an onion."]
 S2 = ["A man plays guitar.", "A dog runs in the park.", "Markets dropped sharply today.", "Someone is cutting an onion."]

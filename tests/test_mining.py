@@ -12,7 +12,7 @@ from sts.errors import STSError
 from sts.mining import mine, similar_pairs
 
 from conftest import ROOT, compose_config, refused
-from test_training import run_cli
+from helpers import run_cli
 
 CORPUS = [
     "A man is playing a guitar.",

@@ -20,8 +20,7 @@ from sts.errors import STSError
 from sts.training import train
 
 from conftest import ROOT, TINY_TRAINER
-from test_prediction import BAD_TABLES, assert_one_line_error, write_case
-from test_training import run_cli
+from helpers import BAD_TABLES, Evil, assert_one_line_error, run_cli, write_case
 
 # Four short epochs of three steps, validated (and last.ckpt written) at the end of each.
 EPOCHS = ["trainer.max_steps=-1", "trainer.max_epochs=4", "trainer.limit_train_batches=3", "callbacks.early_stopping.patience=10"]
@@ -138,14 +137,13 @@ def test_bad_training_data_one_line_exit_2_no_model(case: tuple, tiny_cfg, tmp_p
 
 
 def test_resume_refuses_unsafe_or_mismatched_checkpoints(tiny_cfg, tiny_model_file: Path, tmp_path: Path) -> None:
-    from test_checkpoint import _Evil
 
     with pytest.raises(STSError, match=r"model.pt: checkpoint is a BiEncoder, but CrossEncoder was requested"):
         train(tiny_cfg("model=cross_encoder", f"ckpt_path={tiny_model_file}"))
     with pytest.raises(STSError, match=r"model.pt: not a Lightning training checkpoint .*a model.pt cannot be resumed"):
         train(tiny_cfg(f"ckpt_path={tiny_model_file}"))
     evil = tmp_path / "evil.ckpt"
-    torch.save({"sts": {}, "state_dict": {}, "x": _Evil(str(tmp_path / "pwned"))}, evil)
+    torch.save({"sts": {}, "state_dict": {}, "x": Evil(str(tmp_path / "pwned"))}, evil)
     with pytest.raises(STSError, match="refused to load"):
         train(tiny_cfg(f"ckpt_path={evil}"))
     assert not (tmp_path / "pwned").exists()

@@ -7,7 +7,8 @@ import pytest
 from sts import checkpoint
 from sts.scoring import Scorer
 
-from test_training import ROOT, run_cli
+from conftest import ROOT
+from helpers import run_cli
 
 
 def write_pairs(path: Path, n: int) -> None:

@@ -34,6 +34,7 @@ from sts.prediction import predict
 from sts.training import train
 
 from conftest import ROOT, TINY_TRAINER, compose_config, refused
+from helpers import Evil
 
 PAIRS = (ROOT / "examples" / "pairs.csv").read_text()
 FUZZ = settings(max_examples=int(os.environ.get("STS_FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -227,19 +228,11 @@ def _planted(run_dir: Path, **state: Any) -> None:
     torch.save(ckpt, last)
 
 
-class _Evil:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def test_resume_never_unpickles_or_deletes_what_last_ckpt_names(tiny_cfg, tmp_path: Path, capsys) -> None:
     cfg, run_dir = _trained_run(tiny_cfg)
     marker, victim = tmp_path / "pwned", tmp_path / "thesis.tex"
     victim.write_text("years of work")
-    torch.save({"state_dict": _Evil(str(marker))}, tmp_path / "evil.ckpt", pickle_protocol=2)
+    torch.save({"state_dict": Evil(str(marker))}, tmp_path / "evil.ckpt", pickle_protocol=2)
     resume = tiny_cfg("trainer.max_steps=-1", "trainer.limit_train_batches=3", "trainer.max_epochs=2", "ckpt_path=last")
     resume.paths.output_dir = str(run_dir)
     _planted(run_dir, best_model_path=str(tmp_path / "evil.ckpt"), best_model_score=torch.tensor(float("inf")))

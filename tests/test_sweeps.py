@@ -12,7 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from sts.sweeps import distribution, override_value, search_space
 
 from conftest import ROOT, TINY_TRAINER, compose_train
-from test_training import run_cli
+from helpers import run_cli
 
 sys.path.insert(0, str(ROOT / "experiments"))
 import collect  # noqa: E402
