@@ -27,15 +27,24 @@ def wandb_offline() -> bool:
         return True
 
 
+def _training_precision() -> str:
+    from sts.precision import training_precision  # torch: only when a trainer config resolves
+
+    return training_precision()
+
+
 def register_resolvers() -> None:
     """`${sts_resource:stsb/sts-train.csv}` -> bundled file; `${sts_wandb_offline:}` -> bool;
-    `${sts_terminal:}` -> whether stderr is a terminal (progress bar there, log lines elsewhere)."""
+    `${sts_terminal:}` -> whether stderr is a terminal (progress bar there, log lines elsewhere);
+    `${sts_train_precision:}` -> bf16-mixed where the hardware has native bf16, else 32-true."""
     if not OmegaConf.has_resolver("sts_resource"):
         OmegaConf.register_new_resolver("sts_resource", resource)
     if not OmegaConf.has_resolver("sts_wandb_offline"):
         OmegaConf.register_new_resolver("sts_wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("sts_terminal"):
         OmegaConf.register_new_resolver("sts_terminal", lambda: sys.stderr.isatty())
+    if not OmegaConf.has_resolver("sts_train_precision"):
+        OmegaConf.register_new_resolver("sts_train_precision", _training_precision)
 
 
 def compose(config_name: str = "train", overrides: list[str] | None = None, output_dir: str | Path | None = None) -> DictConfig:

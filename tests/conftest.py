@@ -27,6 +27,7 @@ TINY_TRAINER = [
     "encoder.max_length=32",
     "soup=none",  # one model per run; tests/test_soup.py covers the default soup
     "keep_checkpoints=true",  # resume and checkpoint tests read them; test_training covers removal
+    "trainer.precision=32-true",  # the same arithmetic on every host (default: bf16-mixed on AMX CPUs)
 ]
 
 

@@ -58,3 +58,16 @@ def test_scorer_runs_what_auto_chose(monkeypatch: pytest.MonkeyPatch, fresh: Non
     fast = Scorer(module, precision="auto")
     assert fast.precision == "bf16"
     np.testing.assert_array_equal(fast(s1, s2), Scorer(module, precision="bf16")(s1, s2))
+
+
+@pytest.mark.parametrize(("flags", "tiles", "chosen"), [(["amx_bf16", "amx_int8"], True, "bf16-mixed"), (["avx512_bf16", "avx512f"], False, "32-true")])
+def test_default_trainer_trains_in_bf16_exactly_on_native_hardware(monkeypatch: pytest.MonkeyPatch, fresh: None, flags: list[str], tiles: bool, chosen: str) -> None:
+    from omegaconf import OmegaConf
+
+    from conftest import compose_train
+
+    fake_cpu(monkeypatch, flags, tiles)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_train([])
+    assert OmegaConf.to_container(cfg.trainer, resolve=True)["precision"] == chosen
+    assert compose_train(["trainer.precision=32-true"]).trainer.precision == "32-true"  # an explicit choice wins

@@ -1,6 +1,3 @@
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +8,7 @@ from sts.errors import STSError
 from sts.training import train
 
 from conftest import ROOT, TINY_TRAINER
+from helpers import run_cli
 
 
 @pytest.mark.parametrize("overrides", [[], ["model=cross_encoder"], ["model.freeze_encoder=true", "loss=cosent"], ["model=cross_encoder", "model.freeze_encoder=true"]])
@@ -77,11 +75,6 @@ def test_unwritable_output_dir_fails_before_training(tiny_cfg, tmp_path: Path) -
     cfg.paths.output_dir = str(blocked / "run")
     with pytest.raises(STSError, match="not writable"):
         train(cfg)
-
-
-def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_train_then_predict_end_to_end(tiny_encoder: str, tmp_path: Path) -> None:
