@@ -312,6 +312,8 @@ def main() -> None:
     parser.add_argument("--models", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.steps = max(args.steps or (10 if args.quick else 40), SKIP_STEPS + 1)
+    if args.device != "cpu":  # backend=onnx is a CPU backend
+        args.cases = [c for c in args.cases if "int8" not in c]
     if args.worker:
         print("RESULT " + json.dumps(worker(args.worker, args)), flush=True)
         return
