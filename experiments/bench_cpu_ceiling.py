@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_throughput import timed  # noqa: E402  (same warm-up + repeats as the throughput benchmark)
 from sts import checkpoint, provenance  # noqa: E402
-from sts.report import format_table  # noqa: E402
+from sts.table import format_table  # noqa: E402
 from sts.data.readers import read_pairs  # noqa: E402
 from sts.resources import resource  # noqa: E402
 from sts.scoring import Scorer  # noqa: E402

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sts import provenance  # noqa: E402
-from sts.report import format_table  # noqa: E402
+from sts.table import format_table  # noqa: E402
 
 
 def corpus(n: int) -> list[str]:

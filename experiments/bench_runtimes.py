@@ -28,7 +28,7 @@ from bench_throughput import stsb, timed  # noqa: E402
 from sts import checkpoint, provenance  # noqa: E402
 from sts.data.collate import pad  # noqa: E402
 from sts.models import BiEncoder  # noqa: E402
-from sts.report import format_table  # noqa: E402
+from sts.table import format_table  # noqa: E402
 
 
 class Embedder(torch.nn.Module):

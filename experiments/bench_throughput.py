@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sts import provenance  # noqa: E402
-from sts.report import format_table  # noqa: E402
+from sts.table import format_table  # noqa: E402
 
 CASES = [
     "train_bi_ours", "train_bi_peer", "train_cross_ours", "train_cross_peer",

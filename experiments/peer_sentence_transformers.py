@@ -28,7 +28,7 @@ from sts.config import compose
 from sts.data.readers import read_pairs
 from sts.metrics import pair_metrics
 from sts.models.encoder import resolve
-from sts.report import format_table
+from sts.table import format_table
 from sts.resources import resource
 
 OUT = Path(__file__).resolve().parent / "peer"

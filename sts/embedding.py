@@ -15,7 +15,7 @@ from sts.data.readers import check_sentence
 from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_text_file, open_text
 from sts.errors import InputError, STSError
 from sts.models.encoder import resolve
-from sts.report import format_table
+from sts.table import format_table
 from sts.scoring import chunks, progress
 
 CHUNK = 1024

@@ -21,7 +21,7 @@ from sts.data.datamodule import SPLITS
 from sts.data.readers import Pairs
 from sts.errors import STSError
 from sts.metrics import choose_threshold, pair_metrics
-from sts.report import format_table
+from sts.table import format_table
 from sts.scoring import chunks, progress
 
 METRICS = ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "mcc", "auroc", "average_precision")

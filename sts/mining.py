@@ -106,7 +106,7 @@ def mine(cfg: DictConfig) -> Path:
     from sts.api import load, scoring_settings
     from sts.embedding import read_sentences
     from sts.prediction import check_output
-    from sts.report import format_table
+    from sts.table import format_table
 
     options.check(cfg, options.MINE)
     input_path = Path(cfg.input)

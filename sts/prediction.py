@@ -17,7 +17,7 @@ from sts.api import OUTPUT_COLUMNS, Model, load, scoring_settings
 from sts.data.readers import check_sentence
 from sts.data.tables import Table, TableWriter, atomic_output, listed, table_format
 from sts.errors import InputError, STSError
-from sts.report import format_table
+from sts.table import format_table
 from sts.scoring import chunks, count_lines, progress, score_distributed
 
 

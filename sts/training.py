@@ -22,7 +22,7 @@ from sts.errors import Interrupted, STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import set_both_orders
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
-from sts.report import format_table
+from sts.table import format_table
 from sts.sweeps import isolate_multirun_job
 
 log = logging.getLogger(__name__)
