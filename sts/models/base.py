@@ -100,7 +100,8 @@ class PairModule(L.LightningModule):
         for it, passed as `encode=`."""
         raise NotImplementedError
 
-    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
+    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
+        """Unclipped scores of raw sentence pairs as a tensor, in input order (score_texts clips them)."""
         raise NotImplementedError
 
     def extra_hparams(self) -> dict[str, Any]:
@@ -240,7 +241,7 @@ class PairModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
         """Lightning's predict loop over raw text batches (multi-process scoring)."""
-        scores = self.score_encoded(batch["texts1"], batch["texts2"], getattr(self, "predict_batch_size", 64))
+        scores = self.score_pairs(batch["texts1"], batch["texts2"], getattr(self, "predict_batch_size", 64))
         return {"index": batch["index"], "score": scores.clamp(0, 1).cpu()}
 
     # --- scoring raw text ---------------------------------------------------------------------
@@ -267,5 +268,5 @@ class PairModule(L.LightningModule):
         every score lies in 0-1 (metrics use the unclipped value). `encode`: a backend's
         stand-in for `self.encode` (None: this module in torch)."""
         self.eval()
-        scores = self.score_encoded(texts1, texts2, batch_size, encode)
+        scores = self.score_pairs(texts1, texts2, batch_size, encode)
         return (scores.clamp(0, 1) if clip else scores).cpu().numpy()

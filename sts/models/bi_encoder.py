@@ -57,7 +57,7 @@ class BiEncoder(PairModule):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.compare(self.embed(batch["a"]), self.embed(batch["b"]))
 
-    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
+    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
         """Each distinct sentence is embedded once, however often it recurs."""
         unique = list(dict.fromkeys([*texts1, *texts2]))
         position = {s: i for i, s in enumerate(unique)}

@@ -75,7 +75,7 @@ class CrossEncoder(PairModule):
     def encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.logit(features)
 
-    def score_encoded(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
+    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
         encode = encode or self.encode
         logits = self._by_length(self._tokenize(texts1, texts2), batch_size, encode)
         if self.both_orders:
