@@ -102,7 +102,7 @@ class PairDataModule(L.LightningDataModule):
             if split != "train":
                 pairs = self.pairs[split] = pairs.subset(self._length_order(pairs))
             elif self.symmetric and self.joint:
-                pairs = pairs.swapped_too()
+                pairs = pairs.with_reversed()
             both = self.both_orders and split != "train"
             enc = tokenize_pairs(self.tokenizer, pairs.sentence1, pairs.sentence2, self.max_length, self.joint, both)
             self.datasets[split] = TokenizedPairs(enc, pairs.gold)

@@ -38,7 +38,7 @@ class Pairs:
             {k: [v[i] for i in index] for k, v in self.meta.items()},
         )
 
-    def swapped_too(self) -> Pairs:
+    def with_reversed(self) -> Pairs:
         """Every pair followed by its reverse (s2, s1), same gold: twice the rows."""
         return Pairs(
             self.sentence1 + self.sentence2,

@@ -66,7 +66,7 @@ class PairModule(L.LightningModule):
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.loss_fn = loss
-        self.hparams_plain: dict[str, Any] = {
+        self.saved_hparams: dict[str, Any] = {  # plain values, written into the model file (payload)
             "max_length": max_length,
             "freeze_encoder": freeze_encoder,
             "encoder_lr": encoder_lr,
@@ -173,7 +173,7 @@ class PairModule(L.LightningModule):
 
     def param_groups(self) -> list[dict[str, Any]]:
         """AdamW groups: encoder by depth (layer-wise decay) and decay/no-decay; head at head_lr."""
-        hp = self.hparams_plain
+        hp = self.saved_hparams
         groups: dict[tuple[float, float], list[nn.Parameter]] = {}
 
         def add(param: nn.Parameter, name: str, lr: float) -> None:
@@ -201,7 +201,7 @@ class PairModule(L.LightningModule):
         # must be unscaled before clipping, which a fused step cannot do.
         optimizer = torch.optim.AdamW(self.param_groups(), fused=not self._loss_scaling())
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(total * self.hparams_plain["warmup_ratio"]), total)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(total * self.saved_hparams["warmup_ratio"]), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None) -> None:
@@ -227,7 +227,7 @@ class PairModule(L.LightningModule):
             "format": "sts-model",
             "version": 1,
             "architecture": type(self).__name__,
-            "hparams": {**self.hparams_plain, **self.extra_hparams()},
+            "hparams": {**self.saved_hparams, **self.extra_hparams()},
             "encoder_config": self.encoder.config.to_dict(),
             "tokenizer_files": files,
             "threshold": float(self.threshold),
