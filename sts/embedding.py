@@ -15,8 +15,8 @@ from sts.data.readers import check_sentence
 from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_text_file, open_text
 from sts.errors import InputError, STSError
 from sts.models.encoder import resolve
-from sts.table import format_table
 from sts.scoring import chunks, progress
+from sts.table import format_table
 
 CHUNK = 1024
 

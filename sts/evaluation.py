@@ -21,8 +21,8 @@ from sts.data.datamodule import SPLITS
 from sts.data.readers import Pairs
 from sts.errors import STSError
 from sts.metrics import choose_threshold, pair_metrics
-from sts.table import format_table
 from sts.scoring import chunks, progress
+from sts.table import format_table
 
 METRICS = ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "mcc", "auroc", "average_precision")
 HEADERS = {"average_precision": "ap"}

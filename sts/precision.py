@@ -35,6 +35,13 @@ def native_bf16(device: str) -> str | None:
     return None
 
 
+def _say_once(key: tuple[str, str], message: str) -> None:
+    """Log a choice once per process: the entry points show it; a library caller reads Model.info."""
+    if key not in _announced:
+        _announced.add(key)
+        log.info(message)
+
+
 def resolve(precision: str, device: str) -> str:
     """fp32 | bf16 for `precision` on `device`; `auto` is decided here and logged once per process."""
     if precision not in PRECISIONS:
@@ -43,10 +50,8 @@ def resolve(precision: str, device: str) -> str:
         return precision
     reason = native_bf16(device)
     chosen = "bf16" if reason else "fp32"
-    if (device, chosen) not in _announced:
-        _announced.add((device, chosen))
-        why = f"{reason}; precision=fp32 gives exact fp32 scores" if reason else f"no native bf16 on {device}"
-        log.info(f"precision=auto chose {chosen}: {why}")  # the entry points show it; a library caller reads Model.info
+    why = f"{reason}; precision=fp32 gives exact fp32 scores" if reason else f"no native bf16 on {device}"
+    _say_once((device, chosen), f"precision=auto chose {chosen}: {why}")
     return chosen
 
 
@@ -58,7 +63,5 @@ def training_precision() -> str:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     reason = native_bf16(device)
     chosen = "bf16-mixed" if reason else "32-true"
-    if ("train", chosen) not in _announced:
-        _announced.add(("train", chosen))
-        log.info(f"trainer.precision chose {chosen}: {reason or f'no native bf16 on {device}'}; set trainer.precision=32-true or bf16-mixed to choose")
+    _say_once(("train", chosen), f"trainer.precision chose {chosen}: {reason or f'no native bf16 on {device}'}; set trainer.precision=32-true or bf16-mixed to choose")
     return chosen

@@ -17,8 +17,8 @@ from sts.api import OUTPUT_COLUMNS, Model, load, scoring_settings
 from sts.data.readers import check_sentence
 from sts.data.tables import Table, TableWriter, atomic_output, listed, table_format
 from sts.errors import InputError, STSError
-from sts.table import format_table
 from sts.scoring import chunks, count_lines, progress, score_distributed
+from sts.table import format_table
 
 
 
@@ -109,6 +109,8 @@ def predict(cfg: DictConfig) -> Path:
         raise InputError(input_path, f"already has column(s) {clash}, which the output adds")
     output = Path(cfg.output) if cfg.output else default_output(input_path)
     output_format = check_output(input_path, output, cfg.overwrite)
+    if cfg.backend != "torch" and cfg.trainer.devices not in (1, "1"):  # before loading: building an int8 graph takes a while
+        raise STSError(f"backend={cfg.backend} scores in one process; trainer.devices={cfg.trainer.devices} runs Lightning's predict loop in torch (use one or the other)")
     model = load(cfg.ckpt, **scoring_settings(cfg), both_orders=cfg.get("both_orders"))
     if cfg.ckpt is None:
         print(zero_shot_notice())
@@ -117,8 +119,6 @@ def predict(cfg: DictConfig) -> Path:
         raise STSError(f"threshold={threshold}: must be between 0 and 1")
     precomputed = None  # several processes score everything first; one process streams chunk by chunk
     if cfg.trainer.devices not in (1, "1"):
-        if cfg.backend != "torch":
-            raise STSError(f"backend={cfg.backend} scores in one process; trainer.devices={cfg.trainer.devices} runs Lightning's predict loop in torch (use one or the other)")
         precomputed = _score_in_processes(cfg, model, table, first, second, output)
         if precomputed is None:
             return output  # not rank 0: rank 0 writes the file

@@ -22,8 +22,8 @@ from sts.errors import Interrupted, STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import set_both_orders
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
-from sts.table import format_table
 from sts.sweeps import isolate_multirun_job
+from sts.table import format_table
 
 log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 500 * 2**20

@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
-from lightning.pytorch.plugins.precision import MixedPrecision
 import numpy as np
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 from torchmetrics import CatMetric
 from transformers import get_linear_schedule_with_warmup
 
 from sts.data.collate import pad, tokenize
-
-Encode = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 from sts.errors import STSError
 from sts.metrics import choose_threshold, pair_metrics, parse_objective
+
+Encode = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # a batch of padded token ids -> embeddings or logits
 
 _LAYER = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
