@@ -4,12 +4,12 @@ from omegaconf import DictConfig
 
 import sts  # noqa: F401  (registers config resolvers)
 from sts.cli import check_overrides, run
-from sts.training import train
+from sts.recipe import run_recipe
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = run(train, cfg)
+    metrics = run(run_recipe, cfg)
     return metrics.get(cfg.optimized_metric)
 
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RUNS, PEER = HERE / "runs", HERE / "peer"
 COLUMNS = ["experiment", "encoder", "architecture", "frozen", "loss", "epochs", "seed", "dev_spearman", "test_spearman", "test_pearson", "train_seconds", "hardware", "git_commit", "command"]
-ORDER = ["zero_shot", "bi_frozen_mlp", "bi_finetuned_cosine", "bi_finetuned_cosent", "cross_frozen_cls", "cross_finetuned", "cross_finetuned_random", "cross_finetuned_head_lr", "cross_finetuned_same_types", "cross_finetuned_random_same_types", "cross_finetuned_mean_pool", "bi_best", "cross_best",
-         "bi_cosine_3ep", "bi_cosent_cosine", "bi_cosine_cosent_aux", "bi_augsbert", "cross_mean_pool", "cross_symmetric", "cross_augsbert", "cross_same_token_types",
-         "bi_cosine_ema", "bi_cosine_llrd", "cross_from_bi", "cross_from_sick", "cross_from_sick_ema", "bi_from_sick", "bi_finetuned_cosent_length_grouped", "bi_cosine_lr8e-5", "bi_cosent_lr8e-5", "bi_cosine_batch32", "bi_soup", "cross_from_sick_ema_nodrop", "cross_soup",
-         "bi_cosine_ema_5ep", "bi_cosine_nodrop", "bi_cosine_random", "cross_from_sick_msrp",
-         "cross_msrp_bce_cosent", "cross_msrp_5ep", "cross_soup_msrp", "cross_distil", "cross_distil_lr2e-5", "cross_distil_soup",
-         "cross_distil_wide", "cross_distil_soup_both", "teacher_mpnet_cross", "teacher_mpnet_bi", "bi_distil_mpnet", "bi_soup_bf16"]
+sys.path.insert(0, str(HERE))
+from campaign import read_rows  # noqa: E402  (the list of rows and their order: experiments/campaign.yaml)
+
 # issue 3's targets: dev-chosen recipe's mean test Spearman, and the peer's best-known recipe + margin
 TARGETS = {"BiEncoder": (86.0, 85.54, 0.5), "CrossEncoder": (85.0, 82.93, 2.0)}
 PUBLISHED = [
@@ -37,12 +35,14 @@ PUBLISHED = [
 BUNDLED = "all-MiniLM-L6-v2"
 
 
-def encoder_of(run_dir: Path) -> str:
-    """The pretrained checkpoint a run started from, by its resolved config: the bundled MiniLM
-    (null), a stage of one of our recipes (experiments/runs/..., every one grown from MiniLM), or
-    the folder / hub id named (e.g. all-mpnet-base-v2)."""
+def encoder_of(run_dir: Path, record: dict) -> str:
+    """The pretrained checkpoint a run started from: as its metrics.json says (runs of staged
+    recipes), else by its resolved config: the bundled MiniLM (null), a stage of one of our recipes
+    (experiments/runs/..., every one grown from MiniLM), or the folder / hub id named."""
     import yaml
 
+    if record.get("encoder"):
+        return record["encoder"]
     config = run_dir / ".hydra" / "config.yaml"
     name = (yaml.safe_load(config.read_text()).get("encoder") or {}).get("name_or_path") if config.is_file() else None
     if name in (None, "", "bundled") or "experiments/runs/" in str(name):
@@ -51,22 +51,24 @@ def encoder_of(run_dir: Path) -> str:
 
 
 def load_runs() -> list[dict]:
+    order, _ = read_rows()
     rows = []
     for path in sorted(RUNS.glob("*/seed*/metrics.json")):
         r = json.loads(path.read_text())
         m = r["metrics"]
-        # a multi-stage recipe's earlier stages (and a teacher it distils) count too: stage*/metrics.json
+        # a multi-stage recipe's stages count too: sts/recipe.py adds stages/ in train_seconds; runs
+        # recorded by the shell campaign before it kept them in stage*/ (stage0_* shared with other rows)
         seconds = m["train_seconds"] + sum(json.loads(s.read_text())["metrics"]["train_seconds"] for s in path.parent.glob("stage*/metrics.json"))
         rows.append({
             # the folder names the row: an ablation re-run of an experiment config gets its own folder
-            "experiment": path.parent.parent.name, "encoder": encoder_of(path.parent), "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
+            "experiment": path.parent.parent.name, "encoder": encoder_of(path.parent, r), "architecture": r["architecture"], "frozen": r["frozen"], "loss": r["loss"],
             "epochs": r["epochs"], "seed": r["seed"],
             "dev_spearman": round(100 * m["val/spearman"], 2), "test_spearman": round(100 * m["test/spearman"], 2),
             "test_pearson": round(100 * m["test/pearson"], 2), "train_seconds": round(seconds, 1),
             "hardware": r["hardware"], "git_commit": r["git_commit"], "command": r["command"], "_dir": path.parent,
         })
-    rank = {name: i for i, name in enumerate(ORDER)}
-    return sorted(rows, key=lambda r: (rank.get(r["experiment"], len(ORDER)), r["experiment"], r["seed"]))
+    rank = {row.name: i for i, row in enumerate(order)}
+    return sorted(rows, key=lambda r: (rank.get(r["experiment"], len(order)), r["experiment"], r["seed"]))
 
 
 def mean_std(values: list[float]) -> str:
@@ -132,7 +134,7 @@ def selection(runs: list[dict]) -> str:
 
 TRANSFER_NOTE = (
     "SICK (train+trial, relatedness) and MSRP train (binary; accuracy/F1 at the threshold stored from STS-B dev). "
-    "A model is listed only for data its recipe never trained on (`transfer` in experiments/campaign.sh): "
+    "A model is listed only for data its recipe never trained on (`transfer` in experiments/campaign.yaml): "
     "recipes with a SICK or MSRP stage, the dev-chosen `cross_distil_wide` among them, have no zero-shot row for it."
 )
 
@@ -149,7 +151,7 @@ def transfer_table(runs: list[dict]) -> str | None:
 
 def both_orders_table(runs: list[dict]) -> str | None:
     """Cross-encoders trained and recorded scoring each pair as given, rescored in both orders by
-    `evaluate.py both_orders=true` (experiments/campaign.sh rescore_both): mean over the seeds rescored."""
+    `evaluate.py both_orders=true` (`both_orders` in experiments/campaign.yaml): mean over the seeds rescored."""
     groups: dict[str, list[tuple[dict, dict, dict]]] = {}
     for r in runs:
         files = [r["_dir"] / "both_orders" / f"{split}.json" for split in ("val", "test")]
@@ -226,6 +228,13 @@ def main() -> None:
     transfer = transfer_table(runs)
     if transfer:
         parts += ["## Zero-shot transfer of the STS-B models", TRANSFER_NOTE, transfer]
+    _, renamed = read_rows()
+    if renamed:
+        parts += [
+            "## Renamed recipes",
+            "Rows recorded before a recipe was renamed keep the old name in their command and metrics.json; their folder and row carry the new one.",
+            md_table([["recorded as", "now"], *([old, new] for old, new in renamed.items())]),
+        ]
     parts += ["## Published anchors (STS-B test Spearman x 100, for context; not run here)", md_table([["model", "Spearman"], *map(list, PUBLISHED)])]
     (HERE / "RESULTS.md").write_text("\n\n".join(parts) + "\n")
     print(f"wrote {HERE / 'results.csv'} ({len(runs)} runs) and {HERE / 'RESULTS.md'}")

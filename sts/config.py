@@ -54,10 +54,16 @@ def compose(config_name: str = "train", overrides: list[str] | None = None, outp
     from hydra import initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
+    from hydra.core.global_hydra import GlobalHydra
+
     register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    if GlobalHydra.instance().is_initialized():
+        # inside a running entry point (a recipe's stage): its Hydra and HydraConfig stay as they are
         cfg = hydra_compose(config_name, overrides=overrides or [], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    else:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=overrides or [], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         if output_dir is not None and "paths" in cfg:
             cfg.paths.output_dir = str(output_dir)

@@ -10,16 +10,20 @@ best, if it beats the soup so far (ties keep the simpler soup).
 """
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from sts import checkpoint
 from sts.errors import STSError
 from sts.models import PairModule
+from sts.models.cross_encoder import set_both_orders
 
 State = dict[str, torch.Tensor]
 
@@ -110,3 +114,29 @@ def cook(model: PairModule, states: Sequence[State], dev_score: Callable[[], flo
     result = greedy(states, score, grid_step)
     model.load_state_dict(mix(states, result.weights))
     return result
+
+
+def cook_soup(cfg: DictConfig, ingredients: Sequence[str | Path], earlier: dict[str, Any] | None = None) -> dict[str, float]:
+    """A recipe's soup step: the model files `ingredients` mixed with weights chosen on cfg's dev
+    data, scored as cfg.model says (both orders or not), thresholded, tested and saved like a
+    trained model. `earlier` is what the recipe's stages recorded (sts/recipe.py)."""
+    from sts.training import dev_spearman, finish, prepare, start_trainer
+
+    _, datamodule = prepare(cfg)
+    model, states, ingredient_seconds = load_ingredients(ingredients)
+    set_both_orders(model, cfg.model.get("both_orders"))
+    trainer = start_trainer(cfg, model, datamodule)
+    started = time.perf_counter()
+    result = cook(model, states, lambda: dev_spearman(trainer, model, datamodule), cfg.soup.grid_step)
+    weights = [round(w, 6) for w in result.weights]
+    found = [json.loads(r.read_text()) for r in (Path(f).parent / "metrics.json" for f in ingredients) if r.is_file()]
+    record = {
+        "loss": "soup(" + "+".join(str(r.get("loss")) for r in found) + ")" if found else "soup",
+        "epochs": max((r.get("epochs", 0) for r in found), default=0),
+        "soup": {"ingredients": [str(f) for f in ingredients], "weights": weights, "dev_spearman": result.dev_score, "trials": result.trials},
+    }
+    if found and "encoder" in found[0]:
+        record["encoder"] = found[0]["encoder"]
+    record |= earlier or {}
+    seconds = time.perf_counter() - started + ingredient_seconds
+    return finish(cfg, model, trainer, datamodule, seconds, {"soup": [str(f) for f in ingredients], "weights": weights}, record)

@@ -2,7 +2,6 @@
 test, and write a self-contained model file. Called by train.py and by tests."""
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import shutil
@@ -16,11 +15,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
-from sts import checkpoint, console, options, provenance, soup
+from sts import checkpoint, console, options, provenance
 from sts.data.tables import writable_dir
 from sts.errors import Interrupted, STSError
 from sts.models import PairModule
-from sts.models.cross_encoder import set_both_orders
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
 from sts.sweeps import isolate_multirun_job
 from sts.table import format_table
@@ -111,61 +109,76 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (unless cfg.train is false), choose the threshold on dev with the best weights, test,
-    save `cfg.model_file`. Returns dev and test metrics as {"val/spearman": ..., ...}."""
-    options.check(cfg, options.TRAIN)
+def prepare(cfg: DictConfig, options_table: dict = options.TRAIN) -> tuple[Path, Any]:
+    """What every step that ends in a model file does first: options checked, the run directory
+    checked, seeds set, and the data read and validated before any model loads (a bad file fails
+    in a second). Returns the run directory and the read data module."""
+    options.check(cfg, options_table)
     console.quiet_lightning()
     isolate_multirun_job()
     output_dir = check_output_dir(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
-    # Data are read and validated before the encoder loads, so a bad file fails in a second.
     datamodule = instantiate(cfg.data)
     datamodule.read()
     if not datamodule.has_split("val"):
         raise STSError(f"data={cfg.data.name}: a dev split is needed for model selection (set data.val=PATH or data.val_fraction)")
-    ingredients = soup_ingredients(cfg, output_dir)
-    if ingredients:
-        model, states, ingredient_seconds = soup.load_ingredients(ingredients)
-        set_both_orders(model, cfg.model.get("both_orders"))  # a soup scores as this run's model config says
-    else:
-        model, ingredient_seconds = build_model(cfg), 0.0
+    return output_dir, datamodule
+
+
+def start_trainer(cfg: DictConfig, model: PairModule, datamodule: Any) -> L.Trainer:
+    """The configured trainer, with the data attached to the model and the config logged."""
     datamodule.attach(model)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return trainer
+
+
+def train(cfg: DictConfig, earlier: dict[str, Any] | None = None) -> dict[str, float]:
+    """Fit one model (none if cfg.train is false: the encoder as it is), choose the threshold on dev
+    with the best weights, test, save `cfg.model_file`. `earlier` is what the recipe's stages
+    before this step recorded (sts/recipe.py). Returns {"val/spearman": ..., ...}."""
+    if cfg.get("stages") or (cfg.get("soup") or {}).get("ingredients"):
+        raise STSError("this config has stages or a soup: run it with sts.recipe.run_recipe (train.py does)")
+    output_dir, datamodule = prepare(cfg)
+    model = build_model(cfg)
+    trainer = start_trainer(cfg, model, datamodule)
     started = time.perf_counter()
-    best, soup_record = None, None
-    if ingredients:
-        result = soup.cook(model, states, lambda: dev_spearman(trainer, model, datamodule), cfg.soup.grid_step)
-        weights = [round(w, 6) for w in result.weights]
-        soup_record = {"ingredients": ingredients, "weights": weights, "dev_spearman": result.dev_score, "trials": result.trials}
-    elif cfg.train:
+    best = None
+    if cfg.train:
         fit(trainer, model, datamodule, _resume_path(cfg, output_dir, model), output_dir)
         ckpt_cb = trainer.checkpoint_callback
         best = selected_checkpoint(ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) else None, output_dir)
-    train_seconds = time.perf_counter() - started + ingredient_seconds
-    if cfg.train and not ingredients:
         use_selected_weights(trainer, model, best)
-    # The decision threshold is chosen on dev with the weights that will be saved.
-    trainer.validate(model, datamodule=datamodule, verbose=False)
-    metrics = {f"val/{k}": v for k, v in model.last_metrics["val"].items()}
-    if datamodule.has_split("test"):
-        trainer.test(model, datamodule=datamodule, verbose=False)
-        metrics |= {f"test/{k}": v for k, v in model.last_metrics["test"].items()}
-    metrics["train_seconds"] = train_seconds
+    train_seconds = time.perf_counter() - started
+    metrics = finish(cfg, model, trainer, datamodule, train_seconds, OmegaConf.to_container(cfg.model, resolve=True), earlier or {})
     if trainer.is_global_zero:
-        config = {"soup": ingredients, "weights": weights} if soup_record else OmegaConf.to_container(cfg.model, resolve=True)
-        model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": config})
-        write_record(cfg, model, trainer, metrics, output_dir / "metrics.json", soup_record)
-        print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
-        print(f"model: {model_file}")
-        if cfg.train and not ingredients and not cfg.keep_checkpoints:
+        if cfg.train and not cfg.keep_checkpoints:
             freed = remove_checkpoints(trainer)
             if freed:
                 print(f"removed this run's Lightning checkpoints ({freed / 2**20:.0f} MiB; keep_checkpoints=true keeps them)")
         elif best:
             print(f"best Lightning checkpoint: {best}")
+    return metrics
+
+
+def finish(
+    cfg: DictConfig, model: PairModule, trainer: L.Trainer, datamodule: Any, train_seconds: float, config: Any, record: dict[str, Any]
+) -> dict[str, float]:
+    """Choose the threshold on dev with the weights now in `model`, test, and (on rank 0) write the
+    model file and metrics.json. `record` adds to (or replaces) fields of metrics.json; its
+    `stage_seconds` count in train_seconds. Returns dev and test metrics."""
+    trainer.validate(model, datamodule=datamodule, verbose=False)
+    metrics = {f"val/{k}": v for k, v in model.last_metrics["val"].items()}
+    if datamodule.has_split("test"):
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics |= {f"test/{k}": v for k, v in model.last_metrics["test"].items()}
+    metrics["train_seconds"] = train_seconds + float(record.get("stage_seconds", 0.0))
+    if trainer.is_global_zero:
+        model_file = checkpoint.save(model, cfg.model_file, metrics | {"data": cfg.data.name, "config": config})
+        write_record(cfg, model, trainer, metrics, Path(cfg.paths.output_dir) / "metrics.json", record)
+        print(format_table(summary_rows(metrics), title=f"{type(model).__name__} on {cfg.data.name} (x100)"))
+        print(f"model: {model_file}")
     return metrics
 
 
@@ -182,54 +195,6 @@ def remove_checkpoints(trainer: L.Trainer) -> int:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     return freed
-
-
-def soup_ingredients(cfg: DictConfig, output_dir: Path) -> list[str]:
-    """Model files of `cfg.soup.ingredients` (none: no soup). A string is a trained model file; a
-    mapping is a patch over this config, trained into <run>/ingredients/<k>/ unless already there
-    with the same configuration (so an interrupted soup resumes with the ingredients it has)."""
-    specs = (cfg.get("soup") or {}).get("ingredients") or []
-    if specs and cfg.ckpt_path not in (None, "", "last"):
-        raise STSError("ckpt_path: a soup resumes its interrupted ingredient with ckpt_path=last, not a checkpoint file")
-    files = []
-    for k, spec in enumerate(specs):
-        if isinstance(spec, str):
-            files.append(spec)
-            continue
-        sub = ingredient_config(cfg, spec, output_dir / "ingredients" / str(k))
-        recipe = OmegaConf.to_yaml({key: value for key, value in sub.items() if key != "paths"})
-        marker = Path(sub.paths.output_dir) / "ingredient.yaml"
-        if Path(sub.model_file).is_file():
-            if not marker.is_file() or marker.read_text() != recipe:
-                raise STSError(f"{sub.paths.output_dir}: holds a model trained with another configuration than soup ingredient {k}; use another hydra.run.dir")
-            log.info("soup: ingredient %d already trained in %s", k, sub.paths.output_dir)
-        else:
-            if sub.ckpt_path == "last" and not (Path(sub.paths.output_dir) / "checkpoints" / "last.ckpt").is_file():
-                sub.ckpt_path = None  # this ingredient had not started
-            log.info("soup: training ingredient %d into %s", k, sub.paths.output_dir)
-            train(sub)
-            marker.write_text(recipe)
-        files.append(str(sub.model_file))
-    return files
-
-
-def ingredient_config(cfg: DictConfig, patch: DictConfig, output_dir: Path) -> DictConfig:
-    """This run's config without the soup, `patch` applied (a node with _target_ replaces the
-    node, other nodes merge), writing into `output_dir`."""
-
-    def apply(node: Any, value: Any, where: str) -> Any:
-        if not isinstance(value, DictConfig) or not isinstance(node, DictConfig) or "_target_" in value:
-            return value
-        for key, item in value.items():
-            if key not in node:
-                raise STSError(f"soup.ingredients: {where}{key} is not a config field")
-            node[key] = apply(node[key], item, f"{where}{key}.")
-        return node
-
-    sub = apply(copy.deepcopy(cfg), patch, "")
-    sub.soup = {"ingredients": [], "grid_step": cfg.soup.grid_step}
-    sub.paths.output_dir = str(output_dir)
-    return sub
 
 
 def dev_spearman(trainer: L.Trainer, model: PairModule, datamodule: Any) -> float:
@@ -268,17 +233,16 @@ def use_selected_weights(trainer: L.Trainer, model: PairModule, best: Path | Non
         model.load_state_dict(state_dict)
 
 
-def write_record(
-    cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path, soup_record: dict[str, Any] | None = None
-) -> None:
-    """metrics.json: the run's figures with what produced them, for experiments/report.py and collect.py.
-    A soup's loss and epochs are its ingredients' (from their runs' metrics.json, where present)."""
-    record = {
+def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics: dict[str, float], path: Path, record: dict[str, Any] | None = None) -> None:
+    """metrics.json: the run's figures with what produced them, for experiments/report.py and
+    collect.py; `record` adds fields or replaces them (a soup's loss and epochs, a recipe's stages)."""
+    fields = {
         "experiment": cfg.task_name,
         "architecture": type(model).__name__,
         "frozen": model.freeze_encoder,
         "loss": getattr(model.loss_fn, "name", type(model.loss_fn).__name__) if model.loss_fn is not None else None,
         "data": cfg.data.name,
+        "encoder": pretrained_name(cfg.encoder.name_or_path),
         "epochs": trainer.current_epoch if cfg.train else 0,
         "steps": trainer.global_step,
         "seed": cfg.seed,
@@ -288,13 +252,15 @@ def write_record(
         "git_commit": provenance.git_commit(),
         "command": provenance.command(),
     }
-    if soup_record is not None:
-        runs = (Path(f).parent / "metrics.json" for f in soup_record["ingredients"])
-        found = [json.loads(r.read_text()) for r in runs if r.is_file()]
-        record["loss"] = "soup(" + "+".join(str(r.get("loss")) for r in found) + ")" if found else "soup"
-        record["epochs"] = max((r.get("epochs", 0) for r in found), default=0)
-        record["soup"] = soup_record
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path.write_text(json.dumps(fields | (record or {}), indent=2) + "\n")
+
+
+BUNDLED_NAME = "all-MiniLM-L6-v2"
+
+
+def pretrained_name(name_or_path: str | None) -> str:
+    """The pretrained checkpoint's name: the bundled MiniLM (null), or a folder's or hub id's last part."""
+    return BUNDLED_NAME if name_or_path in (None, "", "bundled") else Path(str(name_or_path)).name
 
 
 def summary_rows(metrics: dict[str, float]) -> list[list[str]]:

@@ -48,20 +48,20 @@ def test_bundled_data_resolves_inside_the_package(tmp_path: Path) -> None:
 def _recipe(cfg) -> dict:
     """What a run trains, without where it writes and what it is called."""
     container = OmegaConf.to_container(cfg, resolve=False)
-    for key in ("task_name", "soup", "paths", "model_file"):
+    for key in ("task_name", "soup", "stages", "paths", "model_file"):
         container.pop(key)
     return container
 
 
 def test_default_soup_trains_exactly_the_recorded_ingredient_recipes(tmp_path: Path) -> None:
-    """train.py's defaults are experiment=bi_soup's recipe: its ingredients bi_cosine_3ep and bi_best."""
-    from sts.training import ingredient_config
+    """train.py's defaults are experiment=bi_soup's recipe: stages bi_cosine_3ep and bi_cosent_3ep."""
+    from sts.recipe import stage_config
 
     defaults = compose_train([], tmp_path)
-    assert len(defaults.soup.ingredients) == 2
-    for patch, experiment in zip(defaults.soup.ingredients, ("bi_cosine_3ep", "bi_best")):
-        ingredient = ingredient_config(defaults, patch, tmp_path / "ingredient")
-        assert _recipe(ingredient) == _recipe(compose_train([f"experiment={experiment}"], tmp_path))
+    assert list(defaults.soup.ingredients) == list(defaults.stages) == ["cosine", "cosent"]
+    for name, experiment in zip(defaults.stages, ("bi_cosine_3ep", "bi_cosent_3ep")):
+        stage = stage_config(defaults, name, defaults.stages[name], tmp_path / "stage")
+        assert _recipe(stage) == _recipe(compose_train([f"experiment={experiment}"], tmp_path))
     assert compose_train(["experiment=bi_soup"], tmp_path).soup.grid_step == defaults.soup.grid_step
 
 

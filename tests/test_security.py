@@ -31,6 +31,7 @@ from sts.errors import STSError
 from sts.evaluation import evaluate
 from sts.export import export
 from sts.prediction import predict
+from sts.recipe import run_recipe
 from sts.training import train
 
 from conftest import ROOT, TINY_TRAINER, compose_config, refused
@@ -434,7 +435,7 @@ REQUIRED = {
     "predict": ["ckpt=m.pt", "input=x.csv"], "train": [], "evaluate": ["ckpt=m.pt", "out_dir=eval"], "embed": ["input=x.txt", "out=x.npy"],
     "export": ["ckpt=m.pt", "out=x"], "augment": ["teacher=m.pt", "out=x.tsv"],
 }
-ENTRY = {"predict": predict, "train": train, "evaluate": evaluate, "embed": embed, "export": export, "augment": augment}
+ENTRY = {"predict": predict, "train": run_recipe, "evaluate": evaluate, "embed": embed, "export": export, "augment": augment}
 TABLES = {"predict": options.PREDICT, "train": options.TRAIN, "evaluate": options.EVALUATE, "embed": options.EMBED, "export": options.EXPORT, "augment": options.AUGMENT}
 
 
@@ -452,7 +453,7 @@ def test_bad_option_value_is_one_line_naming_it(case: tuple, tmp_path: Path, cap
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_gpu_options_on_a_cpu_only_torch(capsys) -> None:
     assert "is not available" in refused(capsys, predict, compose_config("predict", [*REQUIRED["predict"], "device=cuda"]))
-    assert "option trainer.accelerator='gpu' is not available" in refused(capsys, train, compose_config("train", ["trainer=gpu"]))
+    assert "option trainer.accelerator='gpu' is not available" in refused(capsys, run_recipe, compose_config("train", ["trainer=gpu"]))
 
 
 def test_missing_required_option_is_one_line(capsys) -> None:

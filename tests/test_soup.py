@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from sts import checkpoint
 from sts.errors import STSError
 from sts.soup import greedy, grid, mix
+from sts.recipe import run_recipe
 from sts.training import train
 
 
@@ -53,76 +54,65 @@ def second_tiny_model_file(tiny_encoder, tmp_path_factory):
 
 def test_train_with_a_soup_saves_the_dev_chosen_mix_and_records_it(tiny_cfg, tiny_model_file, second_tiny_model_file) -> None:
     cfg = tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{second_tiny_model_file}'],grid_step:0.25}}")
-    metrics = train(cfg)
-    out = Path(cfg.paths.output_dir)
-    record = json.loads((out / "metrics.json").read_text())
+    metrics = run_recipe(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     weights, trials = record["soup"]["weights"], record["soup"]["trials"]
-    assert sum(weights) == pytest.approx(1.0) and len(trials) == 2 + 3
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0)
     # the reported dev score is the chosen soup's, the best of every mix tried
-    assert metrics["val/spearman"] == pytest.approx(max(t["dev"] for t in trials), abs=1e-6)
+    assert max(t["dev"] for t in trials) == pytest.approx(record["soup"]["dev_spearman"])
     assert metrics["val/spearman"] == pytest.approx(record["soup"]["dev_spearman"], abs=1e-6)
-    assert "test/spearman" in metrics
-    # the saved model holds exactly that mix of the ingredients' weights
-    states = [checkpoint.read(p)["state_dict"] for p in (tiny_model_file, second_tiny_model_file)]
-    saved = checkpoint.read(out / "model.pt")["state_dict"]
-    for name, value in mix(states, weights).items():
-        assert torch.allclose(saved[name], value, atol=1e-6), name
-    assert metrics["train_seconds"] > 0  # includes the ingredients' training
+    saved = checkpoint.read(cfg.model_file, "BiEncoder")["sts"]["metrics"]["config"]
+    assert saved == {"soup": [str(tiny_model_file), str(second_tiny_model_file)], "weights": weights}
 
 
 def test_a_soup_needs_two_ingredients_of_one_architecture(tiny_cfg, tiny_model_file, tiny_cross_model_file) -> None:
-    with pytest.raises(STSError, match="at least two model files"):
-        train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}'],grid_step:0.25}}"))
-    with pytest.raises(STSError, match="is a CrossEncoder, but BiEncoder was requested"):
-        train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{tiny_cross_model_file}'],grid_step:0.25}}"))
+    with pytest.raises(STSError, match="a soup needs at least two model files"):
+        run_recipe(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}'],grid_step:0.25}}"))
+    with pytest.raises(STSError, match="BiEncoder"):
+        run_recipe(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{tiny_cross_model_file}'],grid_step:0.25}}"))
 
 
 def test_a_soup_scores_as_its_model_config_says(tiny_cfg, tiny_cross_model_file) -> None:
     assert checkpoint.load(tiny_cross_model_file).both_orders is False
     f = tiny_cross_model_file
     cfg = tiny_cfg("model=cross_encoder", "model.both_orders=true", f"soup={{ingredients:['{f}','{f}'],grid_step:0.5}}")
-    train(cfg)
+    run_recipe(cfg)
     assert checkpoint.load(cfg.model_file).both_orders is True
 
 
-def test_ingredient_patches_replace_target_nodes_merge_the_rest_and_leave_the_run_alone(tiny_cfg, tmp_path) -> None:
-    from sts.training import ingredient_config
-
-    cfg = tiny_cfg("loss=cosent_cosine")
-    patch = OmegaConf.create({"loss": {"_target_": "sts.models.losses.CoSENTLoss", "scale": 10.0}, "model": {"encoder_lr": 1e-3}})
-    sub = ingredient_config(cfg, patch, tmp_path / "ingredient")
-    assert OmegaConf.to_container(sub.loss) == {"_target_": "sts.models.losses.CoSENTLoss", "scale": 10.0}
-    assert sub.model.encoder_lr == 1e-3 and sub.model.head_lr == cfg.model.head_lr
-    assert sub.model_file == str(tmp_path / "ingredient" / "model.pt") and not sub.soup.ingredients
-    assert cfg.model.encoder_lr != 1e-3 and cfg.model_file != sub.model_file  # the run's own config is untouched
-    with pytest.raises(STSError, match="model.encoder_lrr is not a config field"):
-        ingredient_config(cfg, OmegaConf.create({"model": {"encoder_lrr": 1e-3}}), tmp_path / "x")
+def test_train_refuses_a_soup_it_would_not_cook(tiny_cfg, tiny_model_file) -> None:
+    with pytest.raises(STSError, match="run it with sts.recipe.run_recipe"):
+        train(tiny_cfg(f"soup={{ingredients:['{tiny_model_file}','{tiny_model_file}'],grid_step:0.5}}"))
 
 
-def test_default_soup_trains_its_ingredients_then_mixes_them(tiny_cfg) -> None:
+def test_default_soup_trains_its_ingredient_stages_then_mixes_them(tiny_cfg) -> None:
     cfg = tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5")
-    metrics = train(cfg)
+    metrics = run_recipe(cfg)
     out = Path(cfg.paths.output_dir)
     record = json.loads((out / "metrics.json").read_text())
     assert record["loss"] == "soup(CosineMSELoss+CoSENTLoss)"
-    assert record["soup"]["ingredients"] == [str(out / "ingredients" / k / "model.pt") for k in ("0", "1")]
-    for k, loss in (("0", "CosineMSELoss"), ("1", "CoSENTLoss")):
-        assert json.loads((out / "ingredients" / k / "metrics.json").read_text())["loss"] == loss
+    assert record["soup"]["ingredients"] == [str(out / "stages" / k / "model.pt") for k in ("cosine", "cosent")]
+    stages = [json.loads((out / "stages" / k / "metrics.json").read_text()) for k in ("cosine", "cosent")]
+    assert [s["loss"] for s in stages] == ["CosineMSELoss", "CoSENTLoss"]
     assert metrics["val/spearman"] == pytest.approx(record["soup"]["dev_spearman"], abs=1e-6)
+    # the soup's seconds are its ingredients' plus the mixing, each counted once
+    ingredients = sum(s["metrics"]["train_seconds"] for s in stages)
+    assert ingredients < metrics["train_seconds"] < ingredients + 60
+    assert list(record["stages"]) == ["cosine", "cosent"] and record["stage_seconds"] == 0
 
 
-def test_a_rerun_reuses_trained_ingredients_but_refuses_ones_from_another_config(tiny_cfg) -> None:
-    cfg = tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "ckpt_path=last")  # nothing to resume yet: trains both
-    train(cfg)
-    ingredient = Path(cfg.paths.output_dir) / "ingredients" / "1" / "model.pt"
+def test_a_rerun_reuses_trained_stages_but_refuses_ones_from_another_config(tiny_cfg) -> None:
+    cfg = tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5")
+    run_recipe(cfg)
+    ingredient = Path(cfg.paths.output_dir) / "stages" / "cosent" / "model.pt"
     trained_at = ingredient.stat().st_mtime_ns
-    train(cfg)  # e.g. resumed after an interruption during the mixing
+    run_recipe(cfg)  # e.g. run again after an interruption during the mixing
     assert ingredient.stat().st_mtime_ns == trained_at
-    with pytest.raises(STSError, match=r"ingredients/0: holds a model trained with another configuration than soup ingredient 0"):
-        train(tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "model.encoder_lr=1e-3"))
+    with pytest.raises(STSError, match=r"stages/cosine: holds stage cosine of another configuration"):
+        run_recipe(tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "model.encoder_lr=1e-3"))
     assert ingredient.stat().st_mtime_ns == trained_at
 
 
-def test_a_soup_resumes_only_with_ckpt_path_last(tiny_cfg, tiny_model_file) -> None:
-    with pytest.raises(STSError, match="a soup resumes its interrupted ingredient with ckpt_path=last"):
-        train(tiny_cfg("soup=cosine_cosent", f"ckpt_path={tiny_model_file}"))
+def test_a_soup_refuses_a_checkpoint_to_resume(tiny_cfg, tiny_model_file) -> None:
+    with pytest.raises(STSError, match="ckpt_path: a soup is not resumed from a checkpoint"):
+        run_recipe(tiny_cfg("soup=cosine_cosent", f"ckpt_path={tiny_model_file}"))
