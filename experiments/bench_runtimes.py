@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_throughput import stsb, timed  # noqa: E402
 from sts import checkpoint, provenance  # noqa: E402
-from sts.data.collate import pad  # noqa: E402
+from sts.data.collate import FIRST, pad  # noqa: E402
 from sts.models import BiEncoder  # noqa: E402
 from sts.table import format_table  # noqa: E402
 
@@ -71,12 +71,12 @@ def main() -> None:
     module = checkpoint.load(args.ckpt).eval()
     test = stsb("test")
     unique = list(dict.fromkeys(test.sentence1 + test.sentence2))
-    encodings = module._tokenize(unique)
+    encodings = module.inputs.texts(unique)
     print(f"checkpoint {args.ckpt}; STS-B test: {len(unique)} distinct sentences, batches of 64 sorted by length")
 
     def embed_all(fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():
-            return module._by_length(encodings, 64, fn)
+            return module.inputs.by_length({FIRST: encodings}, 64, lambda batch: fn(batch[FIRST]), module.device)
 
     reference = embed_all(module.embed)
     runners: list[tuple[str, Callable, str]] = [("torch eager (ours)", module.embed, "")]
@@ -101,7 +101,7 @@ def main() -> None:
     compiled = torch.compile(module.embed, dynamic=True)
     started = time.perf_counter()
     with torch.no_grad():  # freezing needs no_grad, not inference_mode, while compiling
-        module._by_length(encodings, 64, compiled)
+        module.inputs.by_length({FIRST: encodings}, 64, lambda batch: compiled(batch[FIRST]), module.device)
     runners.append(("torch.compile (inductor, freezing)", compiled, f"compile + first pass {time.perf_counter() - started:.1f} s"))
 
     rows = [["runtime", "sentences/s", "vs ours", "max |diff|", "note"]]

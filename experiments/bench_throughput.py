@@ -153,7 +153,7 @@ def train_ours(arch: str, args: argparse.Namespace, variant: str | None = None) 
 
             model = build_model(cfg)
             dm = instantiate(cfg.data)
-            dm.attach(model)
+            dm.attach(model.inputs, ranks_within_batch=bool(getattr(model.loss_fn, "ranks_within_batch", False)))
             trainer = build_trainer(cfg)
             clock = Clock()
             trainer.callbacks.append(clock)

@@ -98,10 +98,10 @@ def run(args: list[str], log: Path | None) -> bool:
     """One entry point as a subprocess (its own process: a fresh Hydra and a clean torch state)."""
     env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     if log is None:
-        return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL).returncode == 0
+        return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=False).returncode == 0
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
-        return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode == 0
+        return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False).returncode == 0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sts.data.collate import tokenize
 from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import CrossEncoder
@@ -91,7 +90,7 @@ class OnnxEncoder:
             raise STSError("backend=onnx needs the onnx extra: pip install 'sts[onnx]' (onnx, onnxscript, onnxruntime)") from None
         self.module, self.quantize = module.eval(), quantize
         self.pair = isinstance(module, CrossEncoder)
-        example = tokenize(module.tokenizer, ["A man is playing a guitar.", "A cat."], ["A cat.", "Someone plays music."] if self.pair else None, module.max_length)
+        example = module.inputs.texts(["A man is playing a guitar.", "A cat."], ["A cat.", "Someone plays music."] if self.pair else None)
         self.names = ["input_ids", "attention_mask", *(["token_type_ids"] if "token_type_ids" in example else [])]
         self.calibration = list(calibration) if calibration is not None else None
         path = self._cached_graph(ort.__version__)

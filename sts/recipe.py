@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -191,7 +192,7 @@ def stage_config(cfg: DictConfig, name: str, spec: DictConfig, folder: Path) -> 
         overrides = [f"experiment={spec.recipe}", f"seed={cfg.seed}", *listed(spec.get("overrides")), *listed((cfg.get("stage_overrides") or {}).get("train"))]
         try:
             sub = compose("train", overrides, folder)
-        except Exception as e:  # Hydra's errors for an unknown recipe or a malformed override
+        except (HydraException, OmegaConfBaseException) as e:  # an unknown recipe, a malformed override
             raise STSError(f"{where}: cannot compose recipe {spec.recipe!r} with {overrides[2:]}: {str(e).splitlines()[0]}") from None
         with open_dict(sub):
             sub.stage_overrides = cfg.get("stage_overrides") or {}
@@ -296,7 +297,7 @@ def label_stage(cfg: DictConfig, name: str, spec: DictConfig, folder: Path, done
     overrides = [*listed(spec.get("overrides")), *listed((cfg.get("stage_overrides") or {}).get("augment")), f"seed={cfg.seed}"]
     try:
         sub = compose("augment", [*overrides, f"out={out}"])
-    except Exception as e:
+    except (HydraException, OmegaConfBaseException) as e:
         raise STSError(f"{where}: cannot compose augment.py's config with {overrides}: {str(e).splitlines()[0]}") from None
     with open_dict(sub):
         sub.teacher = teachers[0] if len(teachers) == 1 else teachers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +20,7 @@ from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.base import Encode
 from sts.precision import PRECISIONS, resolve
+
 
 class Scorer:
     """Callable (texts1, texts2) -> scores, in input order.
@@ -97,8 +99,9 @@ class _ShardWriter(BasePredictionWriter):
         torch.save({"index": index, "score": score}, self.folder / f"rank{trainer.global_rank}.pt")
 
 
-def _text_batch(batch: list[tuple[int, str, str]]) -> dict[str, object]:
-    return {"index": torch.as_tensor([b[0] for b in batch]), "texts1": [b[1] for b in batch], "texts2": [b[2] for b in batch]}
+def _text_batch(batch: list[tuple[int, str, str]], batch_size: int) -> dict[str, object]:
+    """A chunk of raw pairs for PairModule.predict_step, with the batch size to score it in."""
+    return {"index": torch.as_tensor([b[0] for b in batch]), "texts1": [b[1] for b in batch], "texts2": [b[2] for b in batch], "batch_size": batch_size}
 
 
 def score_distributed(
@@ -111,9 +114,8 @@ def score_distributed(
     order. Other ranks return None. `workdir` must be visible to every process.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    module.predict_batch_size = batch_size
     data = list(zip(range(len(texts1)), texts1, texts2))
-    loader = DataLoader(data, batch_size=chunk_size, shuffle=False, collate_fn=_text_batch)
+    loader = DataLoader(data, batch_size=chunk_size, shuffle=False, collate_fn=partial(_text_batch, batch_size=batch_size))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, callbacks=[_ShardWriter(workdir)], **trainer_kwargs)
     trainer.predict(module, loader, return_predictions=False)
     trainer.strategy.barrier()

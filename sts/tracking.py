@@ -92,17 +92,17 @@ class WandbTracking(Callback):
             pl_module.log("train/loss_epoch", torch.stack(self._loss).mean(), sync_dist=True)
 
     # --- per-pair predictions of the final evaluations (not those during fit) ----------------------
-    def _collect(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: dict[str, Any], split: str) -> None:
-        """The batch's scores are the last update of the module's score metric (no second pass)."""
-        if trainer.state.fn != TrainerFn.FITTING and "index" in batch:
-            scores = pl_module.scores[split].value[-1]
+    def _collect(self, trainer: L.Trainer, outputs: Any, batch: dict[str, Any], split: str) -> None:
+        """The batch's scores, as the module's evaluation step returned them (no second pass)."""
+        if trainer.state.fn != TrainerFn.FITTING and "index" in batch and isinstance(outputs, dict):
+            scores = outputs["scores"]
             self._predictions.setdefault(split, []).append((batch["index"].cpu(), scores.detach().float().cpu()))
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._collect(trainer, pl_module, batch, "val")
+        self._collect(trainer, outputs, batch, "val")
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._collect(trainer, pl_module, batch, "test")
+        self._collect(trainer, outputs, batch, "test")
 
     def _gather(self, trainer: L.Trainer, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(pair index, score) from every rank, each pair once (samplers pad with repeats)."""

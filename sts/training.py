@@ -126,8 +126,8 @@ def prepare(cfg: DictConfig, options_table: dict = options.TRAIN) -> tuple[Path,
 
 
 def start_trainer(cfg: DictConfig, model: PairModule, datamodule: Any) -> L.Trainer:
-    """The configured trainer, with the data attached to the model and the config logged."""
-    datamodule.attach(model)
+    """The configured trainer, with the data set up for how the model reads text and the config logged."""
+    datamodule.attach(model.inputs, both_orders=bool(getattr(model, "both_orders", False)), ranks_within_batch=bool(getattr(model.loss_fn, "ranks_within_batch", False)))
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

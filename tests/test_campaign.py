@@ -5,11 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, compose_train
 
 sys.path.insert(0, str(ROOT / "experiments"))
-from campaign import RUNS, read_rows  # noqa: E402
+from campaign import RUNS, read_rows
 
 ROWS, RENAMED = read_rows()
 

@@ -1,12 +1,15 @@
-"""Tokenise once, pad per batch: the two steps between text and tensors.
+"""Texts to model inputs, in one place for training, evaluation and scoring: tokenise once, order
+by token length, pad per batch, and the batch layout the models read.
 
-A bi-encoder sees each side on its own (`a`, `b`); a cross-encoder sees both sides joined
-(`ab`: [CLS] s1 [SEP] s2 [SEP] with token types; `ba` the reverse, to score both orders).
+A bi-encoder reads each sentence on its own (sides FIRST `a` and SECOND `b`); a cross-encoder
+reads both joined (JOINED `ab`: [CLS] s1 [SEP] s2 [SEP] with token types; REVERSED `ba`, the
+pair the other way round, to score both orders).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,9 +18,11 @@ from torch.utils.data import Dataset
 
 log = logging.getLogger(__name__)
 Features = dict[str, torch.Tensor]
+Encodings = dict[str, list[list[int]]]  # token ids (and token types), unpadded, one list per input
+FIRST, SECOND, JOINED, REVERSED = "a", "b", "ab", "ba"
 
 
-def tokenize(tokenizer: Any, s1: Sequence[str], s2: Sequence[str] | None, max_length: int) -> dict[str, list[list[int]]]:
+def tokenize(tokenizer: Any, s1: Sequence[str], s2: Sequence[str] | None, max_length: int) -> Encodings:
     """Token ids (and token types for pairs) without padding, truncated to `max_length`;
     warns once when anything was truncated."""
     enc = tokenizer(list(s1), list(s2) if s2 is not None else None, truncation=True, max_length=max_length, padding=False)
@@ -30,20 +35,7 @@ def tokenize(tokenizer: Any, s1: Sequence[str], s2: Sequence[str] | None, max_le
     return out
 
 
-def tokenize_pairs(
-    tokenizer: Any, s1: Sequence[str], s2: Sequence[str], max_length: int, joint: bool, both_orders: bool = False
-) -> dict[str, dict[str, list[list[int]]]]:
-    """Bi-encoder: each side alone (`a`, `b`). Cross-encoder: the joined pair (`ab`) and, with
-    `both_orders`, the reversed one (`ba`) too."""
-    if joint:
-        out = {"ab": tokenize(tokenizer, s1, s2, max_length)}
-        if both_orders:
-            out["ba"] = tokenize(tokenizer, s2, s1, max_length)
-        return out
-    return {"a": tokenize(tokenizer, s1, None, max_length), "b": tokenize(tokenizer, s2, None, max_length)}
-
-
-def pad(encodings: dict[str, list[list[int]]], pad_id: int) -> Features:
+def pad(encodings: Encodings, pad_id: int) -> Features:
     """Right-pad a list of token sequences to the longest one, with its attention mask."""
     ids = encodings["input_ids"]
     width = max(len(x) for x in ids)
@@ -58,10 +50,61 @@ def pad(encodings: dict[str, list[list[int]]], pad_id: int) -> Features:
     return out
 
 
-class TokenizedPairs(Dataset):
-    """Pre-tokenised pairs with gold; items are (index, {side: {field: ids}}, gold)."""
+def lengths(sides: dict[str, Encodings]) -> list[int]:
+    """Per item, its longest token sequence over the sides (what padding a batch to it costs)."""
+    columns = [enc["input_ids"] for enc in sides.values()]
+    return [max(len(c[i]) for c in columns) for i in range(len(columns[0]))]
 
-    def __init__(self, encodings: dict[str, dict[str, list[list[int]]]], gold: np.ndarray) -> None:
+
+def select(sides: dict[str, Encodings], index: Sequence[int]) -> dict[str, Encodings]:
+    return {side: {k: [v[i] for i in index] for k, v in enc.items()} for side, enc in sides.items()}
+
+
+@dataclass(frozen=True)
+class PairInputs:
+    """How one model reads text: its tokenizer, truncation length, and whether the two sentences
+    are joined (cross-encoder) or read apart (bi-encoder). Training batches, dev and test batches
+    and scoring of raw text all go through it."""
+
+    tokenizer: Any
+    max_length: int
+    joined: bool
+
+    def texts(self, texts1: Sequence[str], texts2: Sequence[str] | None = None) -> Encodings:
+        """Single sentences (texts2 None) or joined pairs."""
+        return tokenize(self.tokenizer, texts1, texts2, self.max_length)
+
+    def pairs(self, s1: Sequence[str], s2: Sequence[str], both_orders: bool = False) -> dict[str, Encodings]:
+        """Bi-encoder: each side alone (FIRST, SECOND). Cross-encoder: the joined pair (JOINED) and,
+        with `both_orders`, the reversed one (REVERSED) too."""
+        if self.joined:
+            out = {JOINED: self.texts(s1, s2)}
+            if both_orders:
+                out[REVERSED] = self.texts(s2, s1)
+            return out
+        return {FIRST: self.texts(s1), SECOND: self.texts(s2)}
+
+    def batch(self, sides: dict[str, Encodings], index: Sequence[int]) -> dict[str, Features]:
+        """The padded batch of items `index`: {side: features}."""
+        return {side: pad(enc, self.tokenizer.pad_token_id) for side, enc in select(sides, index).items()}
+
+    def by_length(self, sides: dict[str, Encodings], batch_size: int, fn: Callable[[dict[str, Features]], torch.Tensor], device: Any) -> torch.Tensor:
+        """Run `fn` over length-sorted batches (little padding); results in input order."""
+        order = np.argsort(lengths(sides), kind="stable")
+        outputs: list[torch.Tensor] = []
+        for start in range(0, len(order), batch_size):
+            batch = self.batch(sides, order[start : start + batch_size])
+            outputs.append(fn({side: {k: t.to(device) for k, t in features.items()} for side, features in batch.items()}).float())
+        result = torch.cat(outputs)
+        restored = torch.empty_like(result)
+        restored[torch.as_tensor(order, device=result.device)] = result
+        return restored
+
+
+class TokenizedPairs(Dataset):
+    """Pre-tokenised pairs with gold; items are indices, batched by PairCollator."""
+
+    def __init__(self, encodings: dict[str, Encodings], gold: np.ndarray) -> None:
         self.encodings = encodings
         self.gold = torch.as_tensor(gold, dtype=torch.float32)
 
@@ -69,8 +112,7 @@ class TokenizedPairs(Dataset):
         return len(self.gold)
 
     def lengths(self) -> list[int]:
-        """Per pair, its longest token sequence (what padding a batch to it costs)."""
-        return [max(len(enc["input_ids"][i]) for enc in self.encodings.values()) for i in range(len(self))]
+        return lengths(self.encodings)
 
     def __getitem__(self, i: int) -> int:
         return i
@@ -79,14 +121,12 @@ class TokenizedPairs(Dataset):
 class PairCollator:
     """Turns a list of indices into a padded batch: {side: features, 'gold': tensor, 'index': tensor}."""
 
-    def __init__(self, dataset: TokenizedPairs, pad_id: int) -> None:
+    def __init__(self, dataset: TokenizedPairs, inputs: PairInputs) -> None:
         self.dataset = dataset
-        self.pad_id = pad_id
+        self.inputs = inputs
 
     def __call__(self, index: list[int]) -> dict[str, Any]:
-        batch: dict[str, Any] = {
-            side: pad({k: [v[i] for i in index] for k, v in enc.items()}, self.pad_id) for side, enc in self.dataset.encodings.items()
-        }
+        batch: dict[str, Any] = dict(self.inputs.batch(self.dataset.encodings, index))
         batch["gold"] = self.dataset.gold[index]
         batch["index"] = torch.as_tensor(index)
         return batch

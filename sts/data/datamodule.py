@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from sts.data.collate import PairCollator, TokenizedPairs, tokenize_pairs
+from sts.data.collate import PairCollator, PairInputs, TokenizedPairs, lengths, select
 from sts.data.readers import Pairs, read_pairs
 from sts.data.samplers import EpochShuffleSampler, LengthGroupedSampler
 from sts.errors import STSError
@@ -21,9 +20,9 @@ class PairDataModule(L.LightningDataModule):
 
     Training batches are random but length-grouped (`group_by_length`, see samplers.py; None
     means on, and training turns it off for losses that rank the pairs of a batch);
-    evaluation splits are sorted by length so batches carry little padding; their metrics do
-    not depend on order. `symmetric` trains a cross-encoder on both orders of every pair, since
-    its joint input, unlike a cosine, is not symmetric. `positive_threshold` (a fraction of the
+    evaluation splits are sorted by token length, as scoring sorts raw text, so batches carry
+    little padding; their metrics do not depend on order. `symmetric` trains a cross-encoder on both orders of every pair, since
+    its joined input, unlike a cosine, is not symmetric. `positive_threshold` (a fraction of the
     score range) binarises graded gold for accuracy/F1/AUC and for choosing the decision threshold.
     """
 
@@ -44,9 +43,7 @@ class PairDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         name: str | None = None,
-        tokenizer: Any = None,
-        max_length: int = 128,
-        joint: bool = False,
+        inputs: PairInputs | None = None,
     ) -> None:
         super().__init__()
         self.paths = {"train": train, "val": val, "test": test}
@@ -55,7 +52,7 @@ class PairDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.group_by_length = group_by_length
         self.symmetric = symmetric
-        self.tokenizer, self.max_length, self.joint = tokenizer, max_length, joint
+        self.inputs = inputs
         self.both_orders = False
         self._positive_threshold = positive_threshold
         self.pairs: dict[str, Pairs] = {}
@@ -70,15 +67,14 @@ class PairDataModule(L.LightningDataModule):
         """Gold at or above this (0-1 scale) counts as similar; 0.5 for binary labels."""
         return 0.5 if self.binary else self._positive_threshold
 
-    def attach(self, model: Any) -> None:
-        """Take tokenizer, max_length and input layout from the model the data will feed; with
-        group_by_length unset, in-batch ranking losses (CoSENT) get random, ungrouped batches, since
-        batches of similar-length pairs narrow what each batch ranks. A cross-encoder that scores
-        both orders gets the reversed pairs in its evaluation splits."""
-        self.tokenizer, self.max_length, self.joint = model.tokenizer, model.max_length, model.joint
-        self.both_orders = bool(getattr(model, "both_orders", False))
+    def attach(self, inputs: PairInputs, both_orders: bool = False, ranks_within_batch: bool = False) -> None:
+        """How the model that the data will feed reads text (its tokenizer, length and layout);
+        with `both_orders` the evaluation splits carry the reversed pairs too. With group_by_length
+        unset, a loss that ranks the pairs of a batch (CoSENT) gets random, ungrouped batches, since
+        batches of similar-length pairs narrow what each batch ranks."""
+        self.inputs, self.both_orders = inputs, both_orders
         if self.group_by_length is None:
-            self.group_by_length = not getattr(model.loss_fn, "ranks_within_batch", False)
+            self.group_by_length = not ranks_within_batch
 
     def read(self) -> dict[str, Pairs]:
         """Read and validate every configured split (no tokenizer needed)."""
@@ -96,21 +92,17 @@ class PairDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        if self.tokenizer is None:
-            raise STSError("PairDataModule needs a tokenizer before setup()")
+        if self.inputs is None:
+            raise STSError("PairDataModule needs the model's inputs (attach) before setup()")
         for split, pairs in self.read().items():
-            if split != "train":
-                pairs = self.pairs[split] = pairs.subset(self._length_order(pairs))
-            elif self.symmetric and self.joint:
+            if split == "train" and self.symmetric and self.inputs.joined:
                 pairs = pairs.with_reversed()
-            both = self.both_orders and split != "train"
-            enc = tokenize_pairs(self.tokenizer, pairs.sentence1, pairs.sentence2, self.max_length, self.joint, both)
+            enc = self.inputs.pairs(pairs.sentence1, pairs.sentence2, self.both_orders and split != "train")
+            if split != "train":
+                order = np.argsort(lengths(enc), kind="stable")
+                pairs = self.pairs[split] = pairs.subset(order)
+                enc = select(enc, order)
             self.datasets[split] = TokenizedPairs(enc, pairs.gold)
-
-    def _length_order(self, pairs: Pairs) -> np.ndarray:
-        """Characters approximate tokens well enough to group similar lengths."""
-        rough = [len(a) + len(b) for a, b in zip(pairs.sentence1, pairs.sentence2)]
-        return np.argsort(rough, kind="stable")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
@@ -124,7 +116,7 @@ class PairDataModule(L.LightningDataModule):
             ds,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             sampler=sampler,
-            collate_fn=PairCollator(ds, self.tokenizer.pad_token_id),
+            collate_fn=PairCollator(ds, self.inputs),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics import CatMetric
 from transformers import get_linear_schedule_with_warmup
 
-from sts.data.collate import pad, tokenize
+from sts.data.collate import PairInputs
 from sts.errors import STSError
 from sts.metrics import choose_threshold, pair_metrics, parse_objective
 
@@ -41,7 +41,8 @@ class PairModule(L.LightningModule):
         threshold_objective: how dev picks the decision threshold: f1 | accuracy | precision@<target>.
     """
 
-    joint: ClassVar[bool] = False
+    # cross-encoders read the two sentences joined in one input, bi-encoders each on its own
+    joined: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -58,6 +59,8 @@ class PairModule(L.LightningModule):
         threshold_objective: str = "f1",
     ) -> None:
         super().__init__()
+        # the metrics a loaded model file recorded (sts.checkpoint.load fills them in)
+        self.checkpoint_metrics: dict[str, Any] = {}
         try:
             parse_objective(threshold_objective)
         except ValueError as e:
@@ -126,18 +129,20 @@ class PairModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["gold"]))
         return loss
 
-    def _eval_step(self, batch: dict[str, Any], split: str) -> None:
+    def _eval_step(self, batch: dict[str, Any], split: str) -> dict[str, torch.Tensor]:
+        """Scores the batch into the split's metrics; returns them (callbacks get them as outputs)."""
         scores = self.activation(self(batch)).float()
         if not bool(torch.isfinite(scores).all()):
             raise STSError(f"{split}: the model scores NaN or infinity (training diverged?); lower model.encoder_lr / model.head_lr")
         self.scores[split].update(scores)
         self.golds[split].update(batch["gold"])
+        return {"scores": scores}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(batch, "test")
 
     def _positive_threshold(self) -> float:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -240,27 +245,16 @@ class PairModule(L.LightningModule):
         self.threshold = float(checkpoint.get("sts", {}).get("threshold", self.threshold))
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        """Lightning's predict loop over raw text batches (multi-process scoring)."""
-        scores = self.score_pairs(batch["texts1"], batch["texts2"], getattr(self, "predict_batch_size", 64))
+        """Lightning's predict loop over raw text batches (multi-process scoring; each batch says
+        the batch size to score it in)."""
+        scores = self.score_pairs(batch["texts1"], batch["texts2"], batch["batch_size"])
         return {"index": batch["index"], "score": scores.clamp(0, 1).cpu()}
 
     # --- scoring raw text ---------------------------------------------------------------------
-    def _by_length(self, encodings: dict[str, list[list[int]]], batch_size: int, fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
-        """Run `fn` over length-sorted batches (little padding) and return results in input order."""
-        n = len(encodings["input_ids"])
-        order = np.argsort([len(x) for x in encodings["input_ids"]], kind="stable")
-        outputs: list[torch.Tensor] = []
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            features = pad({k: [v[i] for i in idx] for k, v in encodings.items()}, self.tokenizer.pad_token_id)
-            outputs.append(fn({k: t.to(self.device) for k, t in features.items()}).float())
-        result = torch.cat(outputs)
-        restored = torch.empty_like(result)
-        restored[torch.as_tensor(order, device=result.device)] = result
-        return restored
-
-    def _tokenize(self, texts1: Sequence[str], texts2: Sequence[str] | None = None) -> dict[str, list[list[int]]]:
-        return tokenize(self.tokenizer, texts1, texts2, self.max_length)
+    @property
+    def inputs(self) -> PairInputs:
+        """How this model turns texts into inputs: training data, dev/test and scoring use it alike."""
+        return PairInputs(self.tokenizer, self.max_length, self.joined)
 
     @torch.inference_mode()
     def score_texts(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int = 64, clip: bool = True, encode: Encode | None = None) -> np.ndarray:

@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sts.data.collate import FIRST, SECOND
 from sts.models.base import Encode, PairModule
 from sts.models.encoder import detach_pooler, pool
 
 
 class BiEncoder(PairModule):
-    joint = False
+    joined = False
 
     def __init__(self, *args: Any, pooling: str = "mean", head_hidden: int = 512, head_dropout: float = 0.1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -43,7 +44,10 @@ class BiEncoder(PairModule):
     def embed_texts(self, texts: Sequence[str], batch_size: int = 64, encode: Encode | None = None) -> torch.Tensor:
         """Pooled embeddings of raw sentences in input order (embed.py, exports)."""
         self.eval()
-        return self._by_length(self._tokenize(texts), batch_size, encode or self.encode)
+        return self._embed(texts, batch_size, encode or self.encode)
+
+    def _embed(self, texts: Sequence[str], batch_size: int, encode: Encode) -> torch.Tensor:
+        return self.inputs.by_length({FIRST: self.inputs.texts(texts)}, batch_size, lambda batch: encode(batch[FIRST]), self.device)
 
     def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Raw similarity of two embedding batches: cosine, or the head's logit when frozen."""
@@ -55,13 +59,13 @@ class BiEncoder(PairModule):
         return raw if self.head is None else torch.sigmoid(raw)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.compare(self.embed(batch["a"]), self.embed(batch["b"]))
+        return self.compare(self.embed(batch[FIRST]), self.embed(batch[SECOND]))
 
     def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
         """Each distinct sentence is embedded once, however often it recurs."""
         unique = list(dict.fromkeys([*texts1, *texts2]))
         position = {s: i for i, s in enumerate(unique)}
-        embeddings = self._by_length(self._tokenize(unique), batch_size, encode or self.encode)
+        embeddings = self._embed(unique, batch_size, encode or self.encode)
         i1 = torch.as_tensor([position[s] for s in texts1], device=embeddings.device)
         i2 = torch.as_tensor([position[s] for s in texts2], device=embeddings.device)
         return self.activation(torch.cat([self.compare(embeddings[a], embeddings[b]) for a, b in zip(i1.split(4096), i2.split(4096))]))

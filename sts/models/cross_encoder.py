@@ -3,7 +3,7 @@ mean of all token states, `pooling=mean`, for encoders trained with mean pooling
 sigmoid for the score. The head mirrors BertForSequenceClassification (dense + tanh
 pooler, dropout, linear) and starts from the encoder's own pooler weights when it has them.
 
-The joint input is not symmetric: (a, b) and (b, a) get different scores. `both_orders` scores
+The joined input is not symmetric: (a, b) and (b, a) get different scores. `both_orders` scores
 every pair in both orders and averages the two logits wherever the model measures or predicts
 (dev, test, predict.py), at twice the scoring cost; training still sees each pair as given
 (data.symmetric trains on both)."""
@@ -15,13 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from sts.data.collate import JOINED, REVERSED
 from sts.errors import STSError
 from sts.models.base import Encode, PairModule
 from sts.models.encoder import POOLING_MODES, detach_pooler, pool
 
 
 class CrossEncoder(PairModule):
-    joint = True
+    joined = True
 
     def __init__(
         self, *args: Any, pooling: str = "cls", head_dropout: float = 0.1, same_token_types: bool = False, both_orders: bool = False, **kwargs: Any
@@ -62,12 +63,20 @@ class CrossEncoder(PairModule):
         pooled = pool(self.encoder(**features).last_hidden_state, features["attention_mask"], self.pooling)
         return self.classifier(self.dropout(torch.tanh(self.dense(pooled)))).squeeze(-1)
 
+    def pair_logits(self, batch: dict[str, Any], encode: Encode | None = None) -> torch.Tensor:
+        """The joined pair's logit, averaged with the reversed pair's when the batch has it:
+        one both-orders rule for dev, test and scoring raw text. `encode`: a backend's stand-in."""
+        encode = encode or self.logit
+        if REVERSED in batch:
+            return (encode(batch[JOINED]) + encode(batch[REVERSED])) / 2
+        return encode(batch[JOINED])
+
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         if self.both_orders and not self.training:
-            if "ba" not in batch:
-                raise STSError("model.both_orders=true: evaluation batches need the reversed pairs ('ba'); PairDataModule.attach(model) adds them")
-            return (self.logit(batch["ab"]) + self.logit(batch["ba"])) / 2
-        return self.logit(batch["ab"])
+            if REVERSED not in batch:
+                raise STSError(f"model.both_orders=true: evaluation batches need the reversed pairs ({REVERSED!r}); PairDataModule.attach(..., both_orders=True) adds them")
+            return self.pair_logits(batch)
+        return self.pair_logits({JOINED: batch[JOINED]})
 
     def activation(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(raw)
@@ -76,11 +85,8 @@ class CrossEncoder(PairModule):
         return self.logit(features)
 
     def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
-        encode = encode or self.encode
-        logits = self._by_length(self._tokenize(texts1, texts2), batch_size, encode)
-        if self.both_orders:
-            logits = (logits + self._by_length(self._tokenize(texts2, texts1), batch_size, encode)) / 2
-        return self.activation(logits)
+        sides = self.inputs.pairs(texts1, texts2, self.both_orders)
+        return self.activation(self.inputs.by_length(sides, batch_size, lambda batch: self.pair_logits(batch, encode), self.device))
 
 
 def set_both_orders(module: PairModule, value: bool | None) -> PairModule:

@@ -4,6 +4,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from sts.data import PairDataModule
+from sts.data.collate import PairInputs
 from sts.resources import resource
 
 
@@ -12,10 +13,9 @@ def tokenizer(tiny_encoder: str):
     return AutoTokenizer.from_pretrained(tiny_encoder)
 
 
-def stsb(tokenizer, joint: bool, **kw) -> PairDataModule:
-    dm = PairDataModule(
-        resource("stsb/sts-dev.csv"), resource("stsb/sts-test.csv"), None, format="stsb", tokenizer=tokenizer, max_length=64, joint=joint, batch_size=8, **kw
-    )
+def stsb(tokenizer, joined: bool, **kw) -> PairDataModule:
+    dm = PairDataModule(resource("stsb/sts-dev.csv"), resource("stsb/sts-test.csv"), None, format="stsb", batch_size=8, **kw)
+    dm.attach(PairInputs(tokenizer, 64, joined=joined))
     dm.setup("fit")
     return dm
 
@@ -24,7 +24,7 @@ def test_tokenised_once_and_padded_per_batch(tokenizer, monkeypatch) -> None:
     calls = []
     original = tokenizer.__class__.__call__
     monkeypatch.setattr(tokenizer.__class__, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    dm = stsb(tokenizer, joint=False)
+    dm = stsb(tokenizer, joined=False)
     n_calls = len(calls)
     for _ in range(2):
         batch = next(iter(dm.train_dataloader()))
@@ -35,7 +35,7 @@ def test_tokenised_once_and_padded_per_batch(tokenizer, monkeypatch) -> None:
 
 
 def test_cross_encoder_batches_join_pairs_with_token_types(tokenizer) -> None:
-    batch = next(iter(stsb(tokenizer, joint=True).val_dataloader()))
+    batch = next(iter(stsb(tokenizer, joined=True).val_dataloader()))
     ab = batch["ab"]
     assert set(ab) == {"input_ids", "attention_mask", "token_type_ids"}
     assert (ab["input_ids"][:, 0] == tokenizer.cls_token_id).all()
@@ -43,7 +43,7 @@ def test_cross_encoder_batches_join_pairs_with_token_types(tokenizer) -> None:
 
 
 def test_eval_split_sorted_by_length(tokenizer) -> None:
-    dm = stsb(tokenizer, joint=False)
+    dm = stsb(tokenizer, joined=False)
     widths = [b["a"]["input_ids"].shape[1] for b in dm.val_dataloader()]
     assert widths[0] < widths[-1]
 
@@ -51,17 +51,18 @@ def test_eval_split_sorted_by_length(tokenizer) -> None:
 def test_positive_threshold_and_val_fraction(tokenizer, tmp_path: Path) -> None:
     f = tmp_path / "p.csv"
     f.write_text("sentence1,sentence2,label\n" + "".join(f"a{i},b{i},{i % 2}\n" for i in range(20)))
-    dm = PairDataModule(str(f), val_fraction=0.25, tokenizer=tokenizer)
+    dm = PairDataModule(str(f), val_fraction=0.25)
+    dm.attach(PairInputs(tokenizer, 128, joined=False))
     dm.setup()
     assert len(dm.datasets["train"]) == 15 and len(dm.datasets["val"]) == 5
     assert dm.binary and dm.positive_threshold == 0.5
 
 
-@pytest.mark.parametrize("joint", [True, False])
-def test_symmetric_adds_reversed_pairs_to_cross_encoder_training_only(tokenizer, joint: bool) -> None:
-    plain, both = stsb(tokenizer, joint=joint), stsb(tokenizer, joint=joint, symmetric=True)
+@pytest.mark.parametrize("joined", [True, False])
+def test_symmetric_adds_reversed_pairs_to_cross_encoder_training_only(tokenizer, joined: bool) -> None:
+    plain, both = stsb(tokenizer, joined=joined), stsb(tokenizer, joined=joined, symmetric=True)
     n = len(plain.pairs["train"])
-    if not joint:  # a cosine is symmetric already: nothing to add
+    if not joined:  # a cosine is symmetric already: nothing to add
         assert len(both.datasets["train"]) == n
         return
     pairs, train = plain.pairs["train"], both.datasets["train"]
@@ -80,7 +81,7 @@ def test_a_cross_encoder_scoring_both_orders_gets_reversed_evaluation_pairs(tiny
 
     model = CrossEncoder(encoder=AutoModel.from_pretrained(tiny_encoder), tokenizer=tokenizer, max_length=64, both_orders=True)
     dm = PairDataModule(resource("stsb/sts-dev.csv"), resource("stsb/sts-test.csv"), None, format="stsb", batch_size=8)
-    dm.attach(model)
+    dm.attach(model.inputs, both_orders=model.both_orders)
     dm.setup("fit")
     assert set(dm.datasets["train"].encodings) == {"ab"}  # training reads the pairs as given
     val, pairs = dm.datasets["val"], dm.pairs["val"]

@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from sts.data.collate import pad, tokenize_pairs
+from sts.data.collate import pad
 from sts.errors import STSError
 from sts.models import BiEncoder, CrossEncoder
 from sts.models.losses import BCELoss, CosineMSELoss
@@ -19,7 +19,7 @@ def make(cls, tiny_encoder: str, **kw):
 
 
 def batch_for(module) -> dict:
-    enc = tokenize_pairs(module.tokenizer, S1, S2, 32, module.joint)
+    enc = module.inputs.pairs(S1, S2)
     batch = {side: pad(e, module.tokenizer.pad_token_id) for side, e in enc.items()}
     batch["gold"] = torch.tensor([0.9, 0.1, 0.7])
     return batch
@@ -123,7 +123,7 @@ def test_both_orders_averages_the_logits_of_each_pair_and_its_reverse(tiny_encod
     both.load_state_dict(plain.state_dict())
     assert both.extra_hparams()["both_orders"] is True
     forward, backward = plain.score_texts(S1, S2, clip=False), plain.score_texts(S2, S1, clip=False)
-    assert abs(forward - backward).max() > 1e-3  # the joint input is not symmetric
+    assert abs(forward - backward).max() > 1e-3  # the joined input is not symmetric
     logit = lambda p: torch.logit(torch.as_tensor(p, dtype=torch.float64))  # noqa: E731
     expected = torch.sigmoid((logit(forward) + logit(backward)) / 2).numpy()
     assert both.score_texts(S1, S2, clip=False) == pytest.approx(expected, abs=1e-5)
@@ -132,7 +132,7 @@ def test_both_orders_averages_the_logits_of_each_pair_and_its_reverse(tiny_encod
 
 def test_both_orders_batches_need_the_reversed_pairs_in_evaluation_only(tiny_encoder: str) -> None:
     module = make(CrossEncoder, tiny_encoder, both_orders=True)
-    enc = tokenize_pairs(module.tokenizer, S1, S2, 32, joint=True, both_orders=True)
+    enc = module.inputs.pairs(S1, S2, both_orders=True)
     batch = {side: pad(e, module.tokenizer.pad_token_id) for side, e in enc.items()}
     module.eval()
     with torch.no_grad():
