@@ -50,8 +50,8 @@ def encoder_of(run_dir: Path, record: dict) -> str:
     return Path(str(name)).name
 
 
-def load_runs() -> list[dict]:
-    order, _ = read_rows()
+def load_runs(order: list) -> list[dict]:
+    """Every recorded run as a results.csv row, in the order of the campaign's rows."""
     rows = []
     for path in sorted(RUNS.glob("*/seed*/metrics.json")):
         r = json.loads(path.read_text())
@@ -195,7 +195,8 @@ def peer_table() -> str | None:
 
 
 def main() -> None:
-    runs = load_runs()
+    order, renamed = read_rows()
+    runs = load_runs(order)
     with open(HERE / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -228,7 +229,6 @@ def main() -> None:
     transfer = transfer_table(runs)
     if transfer:
         parts += ["## Zero-shot transfer of the STS-B models", TRANSFER_NOTE, transfer]
-    _, renamed = read_rows()
     if renamed:
         parts += [
             "## Renamed recipes",

@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,8 @@ def run_recipe(cfg: DictConfig, grown_from: str | None = None) -> dict[str, floa
     earlier: dict[str, Any] = {"encoder": grown_from} if grown_from else {}
     if done:
         counted = {i for i in ingredients if i in done}  # a soup counts its ingredients' seconds itself
-        earlier = {
-            "stages": {name: {"kind": kind_of(stages[name]), **plain(stages[name]), "train_seconds": round(out.seconds, 1)} for name, out in done.items()},
+        earlier |= {
+            "stages": {name: {"kind": kind_of(stages[name]), **OmegaConf.to_container(stages[name], resolve=True), "train_seconds": round(out.seconds, 1)} for name, out in done.items()},
             "stage_seconds": sum(out.seconds for name, out in done.items() if name not in counted),
         }
         source = own_encoder(cfg, done)
@@ -151,10 +152,6 @@ def kind_of(spec: DictConfig) -> str:
     return next(k for k in KINDS if spec.get(k) is not None)
 
 
-def plain(spec: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(spec, resolve=True)
-
-
 def run_stage(cfg: DictConfig, name: str, spec: DictConfig, folder: Path, done: dict[str, Output]) -> Output:
     """One stage into `folder`, skipped when already finished with the same configuration."""
     if kind_of(spec) == "label":
@@ -164,15 +161,12 @@ def run_stage(cfg: DictConfig, name: str, spec: DictConfig, folder: Path, done: 
         if (spec.get("inputs") or {}).get(key) is not None and (sub.get("inputs") or {}).get(key) is not None:
             raise STSError(f"stages.{name}.inputs.{key}: recipe {spec.get('recipe')} takes its {key} from its own stage {sub.inputs[key]}")
     apply_inputs(sub, spec.get("inputs"), done, f"stages.{name}.inputs")
-    record, metrics = folder / "stage.yaml", folder / "metrics.json"
-    recipe = recipe_text(sub)
-    if record.is_file() and record.read_text() != recipe:
-        raise STSError(f"{folder}: holds stage {name} of another configuration; use another hydra.run.dir (or delete that folder)")
+    metrics = folder / "metrics.json"
+    record = claim(folder, name, sub)
     if metrics.is_file() and Path(sub.model_file).is_file():
         log.info("stage %s: already trained in %s", name, folder)
     else:
-        folder.mkdir(parents=True, exist_ok=True)
-        record.write_text(recipe)
+        record()
         with open_dict(sub):
             sub.ckpt_path = "last" if (folder / "checkpoints" / "last.ckpt").is_file() else None
         print(f"stage {name}: {describe(spec)} -> {folder}")
@@ -301,15 +295,11 @@ def label_stage(cfg: DictConfig, name: str, spec: DictConfig, folder: Path, done
         raise STSError(f"{where}: cannot compose augment.py's config with {overrides}: {str(e).splitlines()[0]}") from None
     with open_dict(sub):
         sub.teacher = teachers[0] if len(teachers) == 1 else teachers
-    record = folder / "stage.yaml"
-    recipe = recipe_text(sub)
-    if record.is_file() and record.read_text() != recipe:
-        raise STSError(f"{folder}: holds stage {name} of another configuration; use another hydra.run.dir (or delete that folder)")
-    if out.is_file() and record.is_file():
+    record = claim(folder, name, sub)
+    if out.is_file() and (folder / "stage.yaml").is_file():
         log.info("stage %s: silver pairs already in %s", name, out)
     else:
-        folder.mkdir(parents=True, exist_ok=True)
-        record.write_text(recipe)
+        record()
         print(f"stage {name}: {describe(spec)} -> {out}")
         started = time.perf_counter()
         with open_dict(sub):
@@ -317,6 +307,20 @@ def label_stage(cfg: DictConfig, name: str, spec: DictConfig, folder: Path, done
         augment(sub)
         log.info("stage %s: %.0f s", name, time.perf_counter() - started)
     return Output(folder, None, out, 0.0, None)
+
+
+def claim(folder: Path, name: str, sub: DictConfig) -> Callable[[], None]:
+    """Refuse a stage folder that holds another configuration's work; returns what records this
+    stage's configuration there (its stage.yaml) once it is about to run."""
+    record, recipe = folder / "stage.yaml", recipe_text(sub)
+    if record.is_file() and record.read_text() != recipe:
+        raise STSError(f"{folder}: holds stage {name} of another configuration; use another hydra.run.dir (or delete that folder)")
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        record.write_text(recipe)
+
+    return write
 
 
 def recipe_text(sub: DictConfig) -> str:

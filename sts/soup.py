@@ -94,7 +94,7 @@ def load_ingredients(paths: Sequence[str | Path]) -> tuple[PairModule, list[Stat
         raise STSError(f"soup.ingredients: a soup needs at least two model files, got {len(paths)}")
     model = checkpoint.load(paths[0])
     states = [{k: v.detach().clone() for k, v in model.state_dict().items()}]  # scoring overwrites the module's own
-    seconds = float(checkpoint.read(paths[0], type(model).__name__)["sts"].get("metrics", {}).get("train_seconds", 0.0))
+    seconds = float(model.checkpoint_metrics.get("train_seconds", 0.0))
     for path in paths[1:]:
         payload = checkpoint.read(path, type(model).__name__)
         checkpoint.check_weights(path, model, payload["state_dict"])

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, We
 from omegaconf import DictConfig, OmegaConf
 
 from sts import checkpoint, console, options, provenance
+from sts.bundled import NAME as BUNDLED_NAME
 from sts.data.tables import writable_dir
 from sts.errors import Interrupted, STSError
 from sts.models import PairModule
@@ -109,11 +110,11 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def prepare(cfg: DictConfig, options_table: dict = options.TRAIN) -> tuple[Path, Any]:
+def prepare(cfg: DictConfig) -> tuple[Path, Any]:
     """What every step that ends in a model file does first: options checked, the run directory
     checked, seeds set, and the data read and validated before any model loads (a bad file fails
     in a second). Returns the run directory and the read data module."""
-    options.check(cfg, options_table)
+    options.check(cfg, options.TRAIN)
     console.quiet_lightning()
     isolate_multirun_job()
     output_dir = check_output_dir(cfg.paths.output_dir)
@@ -253,9 +254,6 @@ def write_record(cfg: DictConfig, model: PairModule, trainer: L.Trainer, metrics
         "command": provenance.command(),
     }
     path.write_text(json.dumps(fields | (record or {}), indent=2) + "\n")
-
-
-BUNDLED_NAME = "all-MiniLM-L6-v2"
 
 
 def pretrained_name(name_or_path: str | None) -> str:
