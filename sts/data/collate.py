@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,16 @@ def pad(encodings: Encodings, pad_id: int) -> Features:
         if "token_type_ids" in encodings:
             out["token_type_ids"][i, : len(seq)] = torch.as_tensor(encodings["token_type_ids"][i])
     return out
+
+
+def stack(first: Features, second: Features, pad_id: int) -> Features:
+    """Two padded batches as one, the narrower right-padded (pad_id, attention mask 0) to the wider."""
+    width = max(first["input_ids"].shape[1], second["input_ids"].shape[1])
+
+    def widen(features: Features, key: str) -> torch.Tensor:
+        return F.pad(features[key], (0, width - features[key].shape[1]), value=pad_id if key == "input_ids" else 0)
+
+    return {k: torch.cat([widen(first, k), widen(second, k)]) for k in first.keys() & second.keys()}
 
 
 def lengths(sides: dict[str, Encodings]) -> list[int]:

@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from sts.data import PairDataModule
-from sts.data.collate import PairInputs
+from sts.data.collate import PairInputs, stack
 from sts.resources import resource
 
 
@@ -89,3 +89,15 @@ def test_a_cross_encoder_scoring_both_orders_gets_reversed_evaluation_pairs(tiny
     assert val.encodings["ba"]["input_ids"][0] == tokenizer(pairs.sentence2[0], pairs.sentence1[0], truncation=True, max_length=64)["input_ids"]
     batch = next(iter(dm.val_dataloader()))
     assert batch["ba"]["input_ids"].shape[0] == batch["ab"]["input_ids"].shape[0]
+
+
+def test_stack_pads_the_narrower_side_with_pad_ids_and_masks_them(tokenizer) -> None:
+    inputs = PairInputs(tokenizer, 64, joined=False)
+    sides = inputs.pairs(["A man plays a guitar on the stage tonight.", "Hi."], ["Hello.", "Yes."])
+    batch = inputs.batch(sides, [0, 1])
+    both = stack(batch["a"], batch["b"], pad_id=7)
+    width = batch["a"]["input_ids"].shape[1]
+    assert both["input_ids"].shape == both["attention_mask"].shape == (4, width) > batch["b"]["input_ids"].shape
+    narrow = batch["b"]["input_ids"].shape[1]
+    assert (both["input_ids"][2:, narrow:] == 7).all() and (both["attention_mask"][2:, narrow:] == 0).all()
+    assert both["input_ids"][:2].equal(batch["a"]["input_ids"]) and both["attention_mask"][2:, :narrow].equal(batch["b"]["attention_mask"])

@@ -53,6 +53,20 @@ def test_frozen_encoder_unchanged_after_step_head_changes(cls, tiny_encoder: str
     assert all(p.grad is None for p in module.encoder.parameters())
 
 
+def test_bi_encoder_embeds_both_sides_in_one_pass_as_two_passes_would(tiny_encoder: str, monkeypatch) -> None:
+    module = make(BiEncoder, tiny_encoder).eval()
+    batch = batch_for(module)
+    batch["b"] = pad(module.inputs.texts(["Markets dropped.", "A dog.", "Yes."]), module.tokenizer.pad_token_id)
+    assert batch["a"]["input_ids"].shape[1] != batch["b"]["input_ids"].shape[1]  # one side is padded wider
+    apart = module.compare(module.embed(batch["a"]), module.embed(batch["b"]))
+    calls = []
+    encoder_forward = module.encoder.forward
+    monkeypatch.setattr(module.encoder, "forward", lambda **kw: calls.append(kw["input_ids"].shape) or encoder_forward(**kw))
+    together = module(batch)
+    assert calls == [(6, max(batch["a"]["input_ids"].shape[1], batch["b"]["input_ids"].shape[1]))]
+    torch.testing.assert_close(together, apart, atol=1e-5, rtol=0)
+
+
 def test_fine_tuned_encoder_changes(tiny_encoder: str) -> None:
     module = make(BiEncoder, tiny_encoder)
     before = module.encoder.embeddings.word_embeddings.weight.clone()
