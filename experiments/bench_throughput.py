@@ -16,8 +16,8 @@ peer gets our exact weights through `export.py format=sentence-transformers`.
 Each framework runs with its own defaults: ours `precision=auto` for scoring and trainer=default's
 precision for training (bf16 on CPUs with AMX, fp32 elsewhere), the peer fp32 (`--precision fp32`
 or `bf16` puts ours, or both, in that precision). Extra rows run our other settings against the
-same peer figures: training and scoring in fp32, and scoring with backend=onnx int8 (dynamic and
-static), each scoring row with its STS-B test Spearman drop against fp32. The cross-encoder is untrained unless --cross-model names a trained one, so its
+same peer figures: training and scoring in fp32, scoring with backend=onnx int8 (dynamic and
+static) and with backend=openvino (auto and fp32), each scoring row with its STS-B test Spearman drop against fp32. The cross-encoder is untrained unless --cross-model names a trained one, so its
 drops mean little without it. The table says which targets of issue 22 apply to this host (AMX or
 not); the last line is one JSON object with medians, ratios, score differences, drops and the host.
 """
@@ -50,10 +50,13 @@ CASES = [
     # our other settings, compared with the same peer rows
     "train_bi_ours_fp32", "train_cross_ours_fp32",
     "predict_bi_stsb_ours_fp32", "predict_bi_stsb_ours_int8", "predict_bi_stsb_ours_int8static",
+    "predict_bi_stsb_ours_openvino", "predict_bi_stsb_ours_openvino_fp32",
     "predict_cross_stsb_ours_fp32", "predict_cross_stsb_ours_int8", "predict_cross_stsb_ours_int8static",
+    "predict_cross_stsb_ours_openvino", "predict_cross_stsb_ours_openvino_fp32",
 ]
 # variant -> (precision, backend, quantize) of our scoring, or the trainer precision of our training
-SCORING_VARIANTS = {"fp32": ("fp32", "torch", "dynamic"), "int8": ("fp32", "onnx", "dynamic"), "int8static": ("fp32", "onnx", "static")}
+SCORING_VARIANTS = {"fp32": ("fp32", "torch", None), "int8": ("fp32", "onnx", "dynamic"), "int8static": ("fp32", "onnx", "static"),
+                    "openvino": ("auto", "openvino", None), "openvino_fp32": ("fp32", "openvino", None)}
 # issue 22's targets (median ratio ours/peer with the defaults), by host kind
 TARGETS = {"amx": {"predict_bi_stsb": 2.5, "predict_cross_stsb": 2.0, "train_bi": 2.5, "train_cross": 2.5},
            "any": {"predict_bi_stsb": 2.0, "predict_cross_stsb": 1.6, "train_bi": 1.7, "train_cross": 1.7}}
@@ -207,7 +210,7 @@ def train_peer(arch: str, args: argparse.Namespace) -> list[float]:
 def predict_ours(arch: str, case: str, args: argparse.Namespace, variant: str | None = None) -> tuple[list[float], np.ndarray]:
     import sts
 
-    precision, backend, quantize = SCORING_VARIANTS[variant] if variant else (args.precision, "torch", "dynamic")
+    precision, backend, quantize = SCORING_VARIANTS[variant] if variant else (args.precision, "torch", None)
     model = sts.load(args.models[f"{arch}_pt"], batch_size=args.batch_size_eval, precision=precision, device=args.device, backend=backend, quantize=quantize)
     s1, s2 = pairs_for(case, args.quick)
     result: dict[str, np.ndarray] = {}
@@ -312,8 +315,8 @@ def main() -> None:
     parser.add_argument("--models", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.steps = max(args.steps or (10 if args.quick else 40), SKIP_STEPS + 1)
-    if args.device != "cpu":  # backend=onnx is a CPU backend
-        args.cases = [c for c in args.cases if "int8" not in c]
+    if args.device != "cpu":  # backend=onnx and openvino are CPU backends
+        args.cases = [c for c in args.cases if "int8" not in c and "openvino" not in c]
     if args.worker:
         print("RESULT " + json.dumps(worker(args.worker, args)), flush=True)
         return

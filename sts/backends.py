@@ -1,4 +1,5 @@
-"""backend=onnx: the network pass of scoring in ONNX Runtime, int8-quantized.
+"""backend=onnx | openvino: the network pass of scoring as an exported ONNX graph, run by ONNX
+Runtime (int8-quantized) or by OpenVINO (bf16 or fp32, its fused graph).
 
 Only `PairModule.encode` (padded token ids -> pooled embeddings or logits) moves; tokenising,
 length sorting, embedding each distinct sentence once, the cosine or the head stay the torch code
@@ -8,6 +9,9 @@ every other path runs, so a backend changes the arithmetic and nothing else. Qua
 - `static`: activations quantized with ranges calibrated on training sentences (percentile
   99.99 of 512 STS-B train sentences, or the file `calibration`), attention products left in fp32;
 - `none`: the fp32 graph.
+OpenVINO runs the fp32 graph (`quantize=none`, its default) at the scoring precision: bf16 where
+the hardware has it natively (`precision=auto`, sts.precision), else fp32; OpenVINO cannot run
+ONNX Runtime's int8 operators (QLinearMatMul) and runs its dynamic ones slower than fp32.
 What each costs in STS-B Spearman and gains in speed is measured by experiments/bench_throughput.py
 (README "Performance"); the drop exceeds 0.1, so `torch` stays the default.
 
@@ -33,8 +37,10 @@ from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import CrossEncoder
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 QUANTIZATIONS = ("dynamic", "static", "none")
+# quantize=null means the backend's own default
+DEFAULT_QUANTIZE = {"onnx": "dynamic", "openvino": "none"}
 CALIBRATION_SENTENCES = 512
 
 
@@ -78,29 +84,24 @@ def read_calibration(path: str | None) -> list[str] | None:
     return sentences
 
 
-class OnnxEncoder:
-    """Callable features -> tensor, standing in for `module.encode` (pass it as `encode=`)."""
+class GraphEncoder:
+    """Callable features -> tensor, standing in for `module.encode` (pass it as `encode=`): the
+    module exported once to ONNX (cached), run by a runtime a subclass opens."""
 
-    def __init__(self, module: PairModule, quantize: str = "dynamic", calibration: Sequence[str] | None = None) -> None:
+    def __init__(self, module: PairModule, quantize: str, calibration: Sequence[str] | None = None) -> None:
         if quantize not in QUANTIZATIONS:
             raise STSError(f"quantize={quantize!r}: choose one of {QUANTIZATIONS}")
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise STSError("backend=onnx needs the onnx extra: pip install 'sts[onnx]' (onnx, onnxscript, onnxruntime)") from None
         self.module, self.quantize = module.eval(), quantize
         self.pair = isinstance(module, CrossEncoder)
         example = module.inputs.texts(["A man is playing a guitar.", "A cat."], ["A cat.", "Someone plays music."] if self.pair else None)
         self.names = ["input_ids", "attention_mask", *(["token_type_ids"] if "token_type_ids" in example else [])]
         self.calibration = list(calibration) if calibration is not None else None
-        path = self._cached_graph(ort.__version__)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {name: features[name].cpu().numpy() for name in self.names}
-        return torch.from_numpy(self.session.run(None, inputs)[0])
+        return torch.from_numpy(self.run({name: features[name].cpu().numpy() for name in self.names}))
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
 
     # --- building the graph -----------------------------------------------------------------
     def _key(self, runtime: str) -> str:
@@ -188,3 +189,44 @@ class OnnxEncoder:
             quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             per_channel=True, op_types_to_quantize=["MatMul"], nodes_to_exclude=attention, calibrate_method=CalibrationMethod.Percentile,
                             extra_options={"CalibPercentile": 99.99})
+
+
+class OnnxEncoder(GraphEncoder):
+    """backend=onnx: ONNX Runtime on the CPU, int8 unless quantize=none."""
+
+    def __init__(self, module: PairModule, quantize: str = "dynamic", calibration: Sequence[str] | None = None) -> None:
+        super().__init__(module, quantize, calibration)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise STSError("backend=onnx needs the onnx extra: pip install 'sts[onnx]' (onnx, onnxscript, onnxruntime)") from None
+        path = self._cached_graph(f"onnxruntime {ort.__version__}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, inputs)[0]
+
+
+class OpenVinoEncoder(GraphEncoder):
+    """backend=openvino: the fp32 graph compiled by OpenVINO for the CPU at `precision` (bf16 |
+    fp32, already resolved), one stream on torch's thread count."""
+
+    def __init__(self, module: PairModule, precision: str, quantize: str = "none") -> None:
+        if quantize != "none":
+            raise STSError(f"backend=openvino quantize={quantize}: OpenVINO runs the fp32 graph (quantize=none) in bf16 or fp32 (precision=); int8 is backend=onnx")
+        super().__init__(module, quantize)
+        try:
+            import openvino as ov
+        except ImportError:
+            raise STSError("backend=openvino needs the openvino extra: pip install 'sts[onnx,openvino]' (the graph is exported with onnx)") from None
+        path = self._cached_graph(f"openvino {ov.__version__}")
+        self.precision = precision
+        settings = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
+                    "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+        self.compiled = ov.Core().compile_model(str(path), "CPU", settings)
+        self.output = self.compiled.output(0)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self.compiled(inputs)[self.output])

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from sts.backends import BACKENDS, OnnxEncoder
+from sts.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder
 from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.base import Encode
@@ -25,13 +25,15 @@ from sts.precision import PRECISIONS, resolve
 class Scorer:
     """Callable (texts1, texts2) -> scores, in input order.
 
-    precision: auto | fp32 | bf16 for the torch backend (sts.precision; `self.precision` is what
-    auto chose). backend: torch | onnx (sts.backends: ONNX Runtime, `quantize` dynamic | static |
-    none, static calibrated on `calibration` sentences); then `self.precision` is int8 or fp32.
+    precision: auto | fp32 | bf16 for the torch and openvino backends (sts.precision;
+    `self.precision` is what auto chose). backend: torch | onnx | openvino (sts.backends: ONNX
+    Runtime with `quantize` dynamic | static | none, static calibrated on `calibration`
+    sentences, then `self.precision` is int8 or fp32; OpenVINO on the fp32 graph). quantize None:
+    the backend's default (onnx dynamic, openvino none).
     """
 
     def __init__(self, module: PairModule, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "torch",
-                 quantize: str = "dynamic", calibration: Sequence[str] | None = None) -> None:
+                 quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
         if backend not in BACKENDS:
             raise STSError(f"backend={backend!r}: choose one of {BACKENDS}")
         self.device = torch.device(device)
@@ -44,14 +46,20 @@ class Scorer:
         if backend == "torch":
             self.precision = resolve(precision, device)
             return
+        quantize = quantize or DEFAULT_QUANTIZE[backend]
+        if backend == "openvino":
+            self.precision = resolve(precision, device)
+            self.encode = OpenVinoEncoder(self.module, self.precision, quantize)
+            return
         if precision not in PRECISIONS:
             raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
         self.encode = OnnxEncoder(self.module, quantize, calibration)
         self.precision = "fp32" if quantize == "none" else "int8"
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The context the module runs in: bf16 autocast, or nothing for fp32 and ONNX Runtime."""
-        if self.precision == "bf16":
+        """The context the module runs in: bf16 autocast for torch, nothing for fp32 and the
+        graph backends (they run their own precision)."""
+        if self.backend == "torch" and self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

@@ -1,4 +1,4 @@
-"""backend=onnx: ONNX Runtime stands in for the network pass only, so scores follow torch's
+"""backend=onnx | openvino: ONNX Runtime or OpenVINO stands in for the network pass only, so scores follow torch's
 (exactly for the fp32 graph, closely for int8), the graph is built once per weights and settings,
 and every misuse is one clear error."""
 from pathlib import Path
@@ -36,6 +36,21 @@ def test_fp32_graph_scores_as_torch_and_int8_close(model_file: str, request: pyt
     assert np.abs(scores - torch_scores).max() < 0.05 and not np.allclose(scores, torch_scores, atol=1e-7)  # quantized, and close
 
 
+@pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
+def test_openvino_runs_the_fp32_graph_at_the_scoring_precision(model_file: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = request.getfixturevalue(model_file)
+    torch_scores = sts.load(path, precision="fp32").score(S1, S2, clip=False)
+    fp32 = sts.load(path, backend="openvino", precision="fp32")
+    assert fp32.info["backend"] == "openvino" and fp32.info["precision"] == "fp32"
+    assert fp32._scorer.encode.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
+    np.testing.assert_allclose(fp32.score(S1, S2, clip=False), torch_scores, atol=1e-5)
+    bf16 = sts.load(path, backend="openvino", precision="bf16")
+    assert bf16.info["precision"] == "bf16" and bf16._scorer.encode.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
+    assert np.abs(bf16.score(S1, S2, clip=False) - torch_scores).max() < 0.05
+    monkeypatch.setattr(sts.precision, "native_bf16", lambda device: None)  # auto follows the hardware, as torch does
+    assert sts.load(path, backend="openvino").info["precision"] == "fp32"
+
+
 def test_static_quantization_is_calibrated_on_the_given_sentences(tiny_model_file: Path, tmp_path: Path, cache: Path) -> None:
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("\n".join(f"sentence {i} about a {w}" for i, w in enumerate(["cat", "dog", "king", "cake", "guitar"] * 4)) + "\n")
@@ -64,6 +79,8 @@ def test_misuse_is_one_clear_error(tiny_model_file: Path, tmp_path: Path, monkey
         sts.load(tiny_model_file, backend="onnx", quantize="int4")
     with pytest.raises(STSError, match="backend=onnx runs on the CPU"):
         sts.load(tiny_model_file, backend="onnx", device="cuda")
+    with pytest.raises(STSError, match="backend=openvino quantize=dynamic: OpenVINO runs the fp32 graph"):
+        sts.load(tiny_model_file, backend="openvino", quantize="dynamic")
     short = tmp_path / "short.txt"
     short.write_text("one\ntwo\n")
     with pytest.raises(STSError, match=r"short.txt: 2 non-empty lines"):
