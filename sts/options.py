@@ -130,6 +130,7 @@ TRAIN: dict[str, Rule] = {
     "encoder.name_or_path": optional(text()),
     "encoder.max_length": integer(1, 8192),
     "encoder.dropout": optional(number(0, 1, hi_open=True)),
+    "encoder.packed_dropout": boolean(),
     "model.freeze_encoder": boolean(),
     "model.encoder_lr": number(0, 1),
     "model.head_lr": number(0, 1),

@@ -20,6 +20,7 @@ from sts.bundled import NAME as BUNDLED_NAME
 from sts.data.tables import writable_dir
 from sts.errors import Interrupted, STSError
 from sts.models import PairModule
+from sts.models.dropout import use_packed_dropout
 from sts.models.encoder import load_pretrained, sentence_transformers_pooling
 from sts.sweeps import isolate_multirun_job
 from sts.table import format_table
@@ -31,6 +32,8 @@ MIN_FREE_BYTES = 500 * 2**20
 def build_model(cfg: DictConfig) -> PairModule:
     """The configured module around the configured pretrained encoder."""
     tokenizer, encoder = load_pretrained(cfg.encoder.name_or_path, cfg.encoder.get("dropout"))
+    if cfg.encoder.get("packed_dropout", False):
+        use_packed_dropout(encoder)
     overrides: dict[str, Any] = {}
     if "pooling" in cfg.model and cfg.model.pooling is None:
         overrides["pooling"] = sentence_transformers_pooling(cfg.encoder.name_or_path) or "mean"
