@@ -4,7 +4,9 @@ Each training sentence is paired with its nearest other training sentences by a 
 embeddings (semantic-search sampling: random pairs would almost all be unrelated), optionally also
 with farther neighbours and random partners (so the labels cover the whole scale), pairs already
 in the gold data are dropped, and a teacher model (or the mean of several) scores the rest. The result is written in
-STS-B's own format, so `data.train=[gold, silver]` trains on both with no new reader.
+STS-B's own format, so `data.train=[gold, silver]` trains on both with no new reader. With
+`gold_pairs=true` the gold pairs are written too, with the teacher's scores in place of their
+labels: a student trained on that file alone learns to match the teacher on gold and silver alike.
 """
 from __future__ import annotations
 
@@ -82,6 +84,8 @@ def augment(cfg: DictConfig) -> Path:
     ranks = list(cfg.ranks) if cfg.ranks else list(range(1, cfg.neighbours + 1))
     pairs = neighbour_pairs(torch.from_numpy(sampler.embed(sentences)), ranks, known, cfg.random_partners, cfg.seed)
     first, second = [sentences[i] for i, _ in pairs], [sentences[j] for _, j in pairs]
+    if cfg.gold_pairs:
+        first, second = [*gold.sentence1, *first], [*gold.sentence2, *second]
     models = [first_teacher, *(load(t, **settings) for t in teachers[1:])]
     scores = sum(m.score(first, second) for m in models) / len(models)
 
@@ -90,5 +94,6 @@ def augment(cfg: DictConfig) -> Path:
     with atomic_output(out, cfg.overwrite) as handle:
         for n, (a, b, s) in enumerate(zip(first, second, scores)):
             handle.write(f"silver\tteacher\t-\t{n}\t{low + float(s) * (high - low):.4f}\t{a}\t{b}\n")
-    print(f"wrote {len(pairs)} pairs labelled by {' + '.join(teachers)} ({len(sentences)} training sentences; neighbour ranks {ranks}, {cfg.random_partners} random partners each; gold pairs and repeats left out) to {out}")
+    gold_note = f"the {len(gold)} gold pairs relabelled" if cfg.gold_pairs else "gold pairs and repeats left out"
+    print(f"wrote {len(first)} pairs labelled by {' + '.join(teachers)} ({len(sentences)} training sentences; neighbour ranks {ranks}, {cfg.random_partners} random partners each; {gold_note}) to {out}")
     return out

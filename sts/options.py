@@ -272,6 +272,7 @@ AUGMENT: dict[str, Rule] = {
     "neighbours": integer(1, 10**4),
     "ranks": optional(ranks()),
     "random_partners": integer(0, 10**4),
+    "gold_pairs": boolean(),
     "out": text(),
     "seed": SEED,
 }

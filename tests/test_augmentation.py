@@ -59,6 +59,21 @@ def test_augment_writes_new_labelled_pairs_readable_as_training_data(tiny_model_
     assert np.abs(silver.gold - teacher).max() < 1e-3  # the teacher's 0-1 score, written on the 0-5 scale
 
 
+def test_gold_pairs_are_written_first_with_the_teachers_scores(tiny_model_file: Path, small_train: Path, tmp_path: Path) -> None:
+    plain, both = tmp_path / "silver.tsv", tmp_path / "both.tsv"
+    common = [f"teacher={tiny_model_file}", f"data.train={small_train}", "neighbours=2"]
+    augment(compose_config("augment", [*common, f"out={plain}"]))
+    augment(compose_config("augment", [*common, f"out={both}", "gold_pairs=true"]))
+    silver, written, gold = (read_pairs(p, "stsb", (0, 5)) for p in (plain, both, small_train))
+    n = len(gold)
+    assert len(written) == n + len(silver)
+    assert (written.sentence1[:n], written.sentence2[:n]) == (gold.sentence1, gold.sentence2)
+    assert (written.sentence1[n:], written.sentence2[n:]) == (silver.sentence1, silver.sentence2)
+    teacher = checkpoint.load(tiny_model_file).score_texts(gold.sentence1, gold.sentence2)
+    assert np.abs(written.gold[:n] - teacher).max() < 1e-3  # relabelled, not the gold labels
+    assert np.abs(written.gold[:n] - gold.gold).max() > 0.05
+
+
 def test_augment_refuses_to_overwrite_or_to_sample_with_a_cross_encoder(tiny_model_file: Path, tiny_cross_model_file: Path, small_train: Path, tmp_path: Path) -> None:
     with pytest.raises(STSError, match="training input"):
         augment(compose_config("augment", [f"teacher={tiny_model_file}", f"out={small_train}", f"data.train={small_train}", "overwrite=true"]))
