@@ -52,7 +52,8 @@ def test_cross_encoder_trained_to_score_both_orders_keeps_it_and_evaluate_can_ov
     kept = evaluate(eval_cfg(cfg.model_file, tmp_path / "kept", "precision=fp32"))  # training measures in fp32
     given = evaluate(eval_cfg(cfg.model_file, tmp_path / "given", "both_orders=false", "precision=fp32"))
     assert kept["metrics"]["all"]["spearman"] == pytest.approx(trained["test/spearman"], abs=1e-4)  # training measured both orders too
-    assert given["metrics"]["all"]["spearman"] != pytest.approx(kept["metrics"]["all"]["spearman"], abs=1e-4)
+    # a 6-step model scores near-constant, so ranks (Spearman) can tie across orders; Pearson sees any change in the scores
+    assert given["metrics"]["all"]["pearson"] != pytest.approx(kept["metrics"]["all"]["pearson"], abs=1e-6)
 
 
 def test_own_binary_file_roc_curve_and_threshold(tiny_model_file: Path, tmp_path: Path) -> None:

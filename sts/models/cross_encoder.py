@@ -65,10 +65,11 @@ class CrossEncoder(PairModule):
 
     def pair_logits(self, batch: dict[str, Any], encode: Encode | None = None) -> torch.Tensor:
         """The joined pair's logit, averaged with the reversed pair's when the batch has it:
-        one both-orders rule for dev, test and scoring raw text. `encode`: a backend's stand-in."""
+        one both-orders rule for dev, test and scoring raw text. `encode`: a backend's stand-in.
+        The mean is taken in fp32: under bf16 autocast it would round the two logits' average again."""
         encode = encode or self.logit
         if REVERSED in batch:
-            return (encode(batch[JOINED]) + encode(batch[REVERSED])) / 2
+            return (encode(batch[JOINED]).float() + encode(batch[REVERSED]).float()) / 2
         return encode(batch[JOINED])
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
