@@ -50,7 +50,8 @@ def packed_attention(
     unfused math with torch's masks; this is the same math with packed masks."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if dropout == 0.0 or query.device.type != "cpu" or kwargs.get("position_bias") is not None:
+    plain = kwargs.get("position_bias") is None and not kwargs.get("is_causal", getattr(module, "is_causal", False))
+    if dropout == 0.0 or query.device.type != "cpu" or not plain:  # only bidirectional attention without a bias
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     scores = torch.matmul(query, key.transpose(-1, -2)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
     if attention_mask is not None:
