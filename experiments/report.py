@@ -23,6 +23,10 @@ from campaign import read_rows  # the list of rows and their order: experiments/
 
 # issue 3's targets: dev-chosen recipe's mean test Spearman, and the peer's best-known recipe + margin
 TARGETS = {"BiEncoder": (86.0, 85.54, 0.5), "CrossEncoder": (85.0, 82.93, 2.0)}
+# issue 23's: the dev-chosen MiniLM student's mean test Spearman, and the mpnet cross-encoder teacher's
+STUDENT_TARGETS = {"BiEncoder": 87.0, "CrossEncoder": 88.0}
+TEACHER, TEACHER_TARGET = "all-mpnet-base-v2", 89.5
+UNTRAINED = "zero_shot"  # the untrained encoder's row: the transfer each chosen recipe must not fall below
 PUBLISHED = [
     ("SBERT-STSb-base (Reimers & Gurevych 2019, bi-encoder)", "84.67"),
     ("BERT-STSb-base cross-encoder (SBERT paper)", "84.30"),
@@ -98,37 +102,103 @@ def experiments_table(runs: list[dict]) -> str:
 SEEDS = 3  # a recipe is chosen from those run with this many seeds; fewer is exploration
 
 
-def chosen(runs: list[dict]) -> dict[str, tuple[str, list[dict]]]:
-    """Per architecture, among fine-tuned MiniLM recipes run with SEEDS seeds, the one with the best
-    mean dev Spearman, and its runs (a single lucky seed cannot win; larger teachers have their own rows)."""
+def transfer_of(group: list[dict]) -> dict[str, dict[str, float]]:
+    """Zero-shot transfer (x100) per data set, mean over the runs of a recipe that recorded it."""
+    per: dict[str, list[dict]] = {}
+    for r in group:
+        for path in sorted((r["_dir"] / "transfer").glob("*.json")):  # written by evaluate.py
+            t = json.loads(path.read_text())
+            per.setdefault(t["data"], []).append(t["metrics"]["all"])
+    return {data: {"n": len(ms), **{k: 100 * statistics.mean(m[k] for m in ms) for k in ("spearman", "accuracy", "f1")}} for data, ms in per.items()}
+
+
+def transfer_score(group: list[dict]) -> float | None:
+    """Mean zero-shot Spearman over the data sets a recipe was measured on (threshold-free), None if none."""
+    transfer = transfer_of(group)
+    return statistics.mean(t["spearman"] for t in transfer.values()) if transfer else None
+
+
+def seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def dev_mean(group: list[dict]) -> float:
+    return statistics.mean(r["dev_spearman"] for r in group)
+
+
+def chosen(runs: list[dict]) -> dict[str, tuple[str, list[dict], str]]:
+    """Per architecture, among fine-tuned MiniLM recipes run with SEEDS seeds: the best mean dev
+    Spearman, unless another within its seed noise (one dev std) transfers better zero-shot; with the
+    recipe's runs and why it was chosen. A single lucky seed cannot win; larger teachers have their own rows."""
     out = {}
     for arch in dict.fromkeys(r["architecture"] for r in runs):
         recipes = {}
         for r in runs:
-            if r["architecture"] == arch and not r["frozen"] and r["experiment"] != "zero_shot" and r["encoder"] == BUNDLED:
+            if r["architecture"] == arch and not r["frozen"] and r["experiment"] != UNTRAINED and r["encoder"] == BUNDLED:
                 recipes.setdefault(r["experiment"], []).append(r)
         recipes = {e: group for e, group in recipes.items() if len(group) >= SEEDS}
         if not recipes:
             continue
-        best = max(recipes, key=lambda e: statistics.mean(r["dev_spearman"] for r in recipes[e]))
-        out[arch] = (best, recipes[best])
+        best = max(recipes, key=lambda e: dev_mean(recipes[e]))
+        why = f"`{best}` has the best mean dev Spearman ({mean_std([r['dev_spearman'] for r in recipes[best]])})"
+        noise = statistics.stdev(r["dev_spearman"] for r in recipes[best])
+        scored = {e: transfer_score(g) for e, g in recipes.items() if dev_mean(g) >= dev_mean(recipes[best]) - noise}
+        if scored[best] is not None and len([v for v in scored.values() if v is not None]) > 1:
+            pick = max((e for e, v in scored.items() if v is not None), key=lambda e: scored[e])
+            if pick != best:
+                why += (f"; `{pick}` is within its seed noise on dev ({mean_std([r['dev_spearman'] for r in recipes[pick]])}) and transfers better "
+                        f"(mean zero-shot Spearman on SICK and MSRP {scored[pick]:.2f} vs {scored[best]:.2f}), so it is chosen")
+                best = pick
+        out[arch] = (best, recipes[best], why)
     return out
 
 
-def selection(runs: list[dict]) -> str:
-    """The dev-chosen recipe per architecture, its test figure, and the issue's targets checked."""
+def transfer_lines(group: list[dict], untrained: list[dict]) -> list[str]:
+    """The chosen recipe's zero-shot transfer against the untrained encoder's, per data set."""
+    mine, bar = transfer_of(group), transfer_of(untrained)
+    if not mine:
+        return ["  - transfer: none recorded (`transfer` in experiments/campaign.yaml names no data set its recipe never trained on)"]
     lines = []
-    for arch, (best, group) in chosen(runs).items():
+    for data, t in mine.items():
+        if data not in bar:
+            lines.append(f"  - transfer to {data}: Spearman {t['spearman']:.2f} ({seeds(t['n'])}); the untrained encoder's is not recorded")
+            continue
+        u = bar[data]
+        keys = ("spearman",) if data == "sick" else ("spearman", "accuracy", "f1")
+        worse = [k for k in keys if t[k] < u[k]]
+        figures = ", ".join(f"{k} {t[k]:.2f} vs {u[k]:.2f}" for k in keys)
+        lines.append(f"  - transfer to {data} no worse than the untrained encoder (`{UNTRAINED}`): {figures} ({seeds(t['n'])}): "
+                     + ("met" if not worse else f"NOT met ({', '.join(worse)})"))
+    return lines
+
+
+def selection(runs: list[dict]) -> str:
+    """The dev-chosen recipe per architecture, its test figure, and the issues' targets checked."""
+    lines = []
+    untrained = [r for r in runs if r["experiment"] == UNTRAINED]
+    verdict = lambda value, bar: "met" if value >= bar else "NOT met"  # noqa: E731
+    for arch, (best, group, why) in chosen(runs).items():
         test = statistics.mean(r["test_spearman"] for r in group)
-        lines.append(
-            f"- {arch}: among recipes run with {SEEDS} seeds, `{best}` has the best mean dev Spearman "
-            f"({mean_std([r['dev_spearman'] for r in group])}); its test Spearman is {mean_std([r['test_spearman'] for r in group])}."
-        )
+        lines.append(f"- {arch}: among MiniLM recipes run with {SEEDS} seeds, {why}; its test Spearman is {mean_std([r['test_spearman'] for r in group])}.")
         if arch in TARGETS:
             target, peer_best, margin = TARGETS[arch]
             for label, bar in ((f">= {target:.1f}", target), (f">= peer best-known {peer_best:.2f} + {margin:.1f}", peer_best + margin)):
-                verdict = "met" if test >= bar else "NOT met"
-                lines.append(f"  - target test Spearman {label}: {test:.2f}, {verdict}")
+                lines.append(f"  - target test Spearman {label}: {test:.2f}, {verdict(test, bar)}")
+        if arch in STUDENT_TARGETS:
+            lines.append(f"  - target test Spearman >= {STUDENT_TARGETS[arch]:.1f} (issue 23, MiniLM student): {test:.2f}, {verdict(test, STUDENT_TARGETS[arch])}")
+        lines += transfer_lines(group, untrained)
+    teachers: dict[str, list[dict]] = {}
+    for r in runs:
+        if r["encoder"] == TEACHER and r["architecture"] == "CrossEncoder":
+            teachers.setdefault(r["experiment"], []).append(r)
+    if teachers:
+        best = max(teachers, key=lambda e: dev_mean(teachers[e]))
+        group = teachers[best]
+        test = statistics.mean(r["test_spearman"] for r in group)
+        lines.append(f"- {TEACHER} cross-encoder teacher: `{best}` has the best mean dev Spearman ({mean_std([r['dev_spearman'] for r in group])}, "
+                     f"{seeds(len(group))}); its test Spearman is {mean_std([r['test_spearman'] for r in group])}.")
+        short = "" if len(group) >= SEEDS else f"; {len(group)} of the {SEEDS} seeds the target asks for"
+        lines.append(f"  - target test Spearman >= {TEACHER_TARGET:.1f} (issue 23): {test:.2f}, {verdict(test, TEACHER_TARGET)}{short}")
     return "\n".join(lines)
 
 
@@ -211,6 +281,8 @@ def main() -> None:
         "## Experiments (mean ± std over seeds)",
         experiments_table(runs) if runs else "(no runs yet)",
         "## Recipe chosen on dev",
+        f"Per architecture, among MiniLM recipes run with {SEEDS} seeds: the best mean dev Spearman, unless a recipe within one dev std of it "
+        "transfers better zero-shot (mean Spearman on SICK and MSRP); the teachers are chosen among their own runs.",
         selection(runs) or "(no fine-tuned runs yet)",
     ]
     peer = peer_table()
