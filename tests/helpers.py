@@ -1,8 +1,9 @@
-"""Helpers shared by test modules: running an entry point as a user would, a hostile pickle,
+"""Helpers shared by test modules: running an entry point as a user would (and interrupting it), a hostile pickle,
 and the table of bad input files every reader must refuse in one line."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,12 @@ from conftest import ROOT
 def run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def foreground() -> None:
+    """preexec_fn for a child that a test interrupts as Ctrl-C would: a shell's background job (a
+    CI runner under nohup ... &) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Evil:

@@ -26,7 +26,7 @@ from sts.errors import STSError
 from sts.prediction import predict
 
 from conftest import ROOT
-from helpers import BAD_TABLES, Evil, assert_one_line_error, run_cli, write_case
+from helpers import BAD_TABLES, Evil, assert_one_line_error, foreground, run_cli, write_case
 
 def files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
@@ -238,9 +238,7 @@ def test_interrupted_predict_leaves_no_output(sig: signal.Signals, tiny_model_fi
     path = pairs_file(tmp_path, [(f"sentence number {i}", f"another sentence {i % 1000}") for i in range(200_000)])
     args = [sys.executable, str(ROOT / "predict.py"), f"ckpt={tiny_model_file}", f"input={path}", "chunk_size=256"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    # a shell's background job inherits SIGINT ignored; a user's Ctrl-C reaches a foreground predict
-    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=foreground)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".in.pred.csv.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

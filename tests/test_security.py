@@ -35,7 +35,7 @@ from sts.recipe import run_recipe
 from sts.training import train
 
 from conftest import ROOT, TINY_TRAINER, compose_config, refused
-from helpers import Evil
+from helpers import Evil, foreground
 
 PAIRS = (ROOT / "examples" / "pairs.csv").read_text()
 FUZZ = settings(max_examples=int(os.environ.get("STS_FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -317,7 +317,7 @@ def test_interrupted_training_exits_130_says_how_to_resume_and_resumes(sig: int,
         "trainer.max_steps=400", "callbacks.last_checkpoint.every_n_train_steps=2", f"hydra.run.dir={run_dir}",
     ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=foreground)
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -18,6 +18,7 @@ import pytest
 import sts
 
 from conftest import ROOT
+from helpers import foreground
 
 S1 = ["the cat ate the mouse", "the dog chased the cat", "the king ate the cake", "A man plays a guitar."]
 S2 = ["the mouse was eaten by the cat", "the alligator is fat", "the cake was ingested by the king", "A man plays a guitar."]
@@ -39,7 +40,7 @@ class Server:
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
         args = [sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}", f"port={self.port}", "threads=1", "precision=fp32", *overrides]
         self.log = (tmp_path / f"serve-{self.port}.log").open("w")
-        self.proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=foreground)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, Path(self.log.name).read_text()[-3000:]
