@@ -102,13 +102,18 @@ def experiments_table(runs: list[dict]) -> str:
 SEEDS = 3  # a recipe is chosen from those run with this many seeds; fewer is exploration
 
 
+def transfer_records(run: dict) -> list[tuple[str, dict]]:
+    """(data set, its metrics) of each zero-shot transfer evaluation beside a run (written by evaluate.py)."""
+    records = (json.loads(path.read_text()) for path in sorted((run["_dir"] / "transfer").glob("*.json")))
+    return [(t["data"], t["metrics"]["all"]) for t in records]
+
+
 def transfer_of(group: list[dict]) -> dict[str, dict[str, float]]:
     """Zero-shot transfer (x100) per data set, mean over the runs of a recipe that recorded it."""
     per: dict[str, list[dict]] = {}
     for r in group:
-        for path in sorted((r["_dir"] / "transfer").glob("*.json")):  # written by evaluate.py
-            t = json.loads(path.read_text())
-            per.setdefault(t["data"], []).append(t["metrics"]["all"])
+        for data, metrics in transfer_records(r):
+            per.setdefault(data, []).append(metrics)
     return {data: {"n": len(ms), **{k: 100 * statistics.mean(m[k] for m in ms) for k in ("spearman", "accuracy", "f1")}} for data, ms in per.items()}
 
 
@@ -212,10 +217,8 @@ TRANSFER_NOTE = (
 def transfer_table(runs: list[dict]) -> str | None:
     rows = [["experiment", "seed", "data", "Spearman", "Pearson", "accuracy", "F1", "threshold"]]
     for r in runs:
-        for path in sorted((r["_dir"] / "transfer").glob("*.json")):  # written by evaluate.py
-            t = json.loads(path.read_text())
-            m = t["metrics"]["all"]
-            rows.append([r["experiment"], str(r["seed"]), t["data"], *(f"{100 * m[k]:.2f}" for k in ("spearman", "pearson", "accuracy", "f1")), f"{m['threshold']:.3f}"])
+        for data, m in transfer_records(r):
+            rows.append([r["experiment"], str(r["seed"]), data, *(f"{100 * m[k]:.2f}" for k in ("spearman", "pearson", "accuracy", "f1")), f"{m['threshold']:.3f}"])
     return md_table(rows) if len(rows) > 1 else None
 
 
