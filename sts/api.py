@@ -58,13 +58,15 @@ class Model:
         info: where it came from and what it measured (see `info`).
         batch_size, precision, device: how it scores (precision: auto | fp32 | bf16 autocast;
             auto = bf16 where the hardware has it natively, see sts.precision).
-        backend, quantize, calibration: torch, onnx (ONNX Runtime, int8 `quantize` dynamic |
-            static | none; static calibrated on `calibration` sentences) or openvino (the fp32
-            graph in OpenVINO at `precision`); quantize None is the backend's default. See sts.backends.
+        backend, quantize, calibration: auto (sts.precision.choose_backend: torch on bf16
+            hardware, OpenVINO int8 on other CPUs), torch, onnx (ONNX Runtime, int8 `quantize`
+            dynamic | static | none; static calibrated on `calibration` sentences) or openvino
+            (the fp32 graph at `precision`, or NNCF's int8 graph with quantize=static); quantize
+            None is the backend's default. See sts.backends.
     """
 
     def __init__(self, module: PairModule, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
-                 backend: str = "torch", quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
+                 backend: str = "auto", quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
         self.module = module
         self._scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration)
         self._info = info
@@ -240,7 +242,7 @@ def load(
     both_orders: bool | None = None,
     pooling: str | None = None,
     max_length: int | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
     quantize: str | None = None,
     calibration: Sequence[str] | None = None,
 ) -> Model:
@@ -252,7 +254,9 @@ def load(
     `both_orders` overrides how a cross-encoder scores; `pooling` and `max_length` apply to
     encoder folders and ids only (a model file carries its own). `backend="onnx"` runs the
     network in ONNX Runtime, int8 (`quantize`), `backend="openvino"` in OpenVINO (bf16 where the
-    CPU has AMX); see sts.backends for what each costs."""
+    CPU has AMX, int8 with quantize="static"); the default `auto` picks torch where the hardware
+    has native bf16 and OpenVINO int8 on other CPUs (sts.precision.choose_backend); see
+    sts.backends for what each costs."""
     from sts import bundled, checkpoint, pretrained
 
     file_like = path is not None and (Path(path).suffix in CHECKPOINT_SUFFIXES or (Path(path).exists() and not Path(path).is_dir()))

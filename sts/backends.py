@@ -1,23 +1,26 @@
 """backend=onnx | openvino: the network pass of scoring as an exported ONNX graph, run by ONNX
-Runtime (int8-quantized) or by OpenVINO (bf16 or fp32, its fused graph).
+Runtime (int8-quantized) or by OpenVINO (bf16, fp32, or NNCF's int8 graph).
 
 Only `PairModule.encode` (padded token ids -> pooled embeddings or logits) moves; tokenising,
 length sorting, embedding each distinct sentence once, the cosine or the head stay the torch code
-every other path runs, so a backend changes the arithmetic and nothing else. Quantization:
-- `dynamic` (default): int8 weights per output channel, activations quantized per batch at run
-  time; no calibration data needed;
+every other path runs, so a backend changes the arithmetic and nothing else. ONNX Runtime's
+quantization:
+- `dynamic` (its default): int8 weights per output channel, activations quantized per batch at
+  run time; no calibration data needed;
 - `static`: activations quantized with ranges calibrated on training sentences (percentile
   99.99 of 512 STS-B train sentences, or the file `calibration`), attention products left in fp32;
 - `none`: the fp32 graph.
-OpenVINO runs the fp32 graph (`quantize=none`, its default) at the scoring precision: bf16 where
-the hardware has it natively (`precision=auto`, sts.precision), else fp32; OpenVINO cannot run
-ONNX Runtime's int8 operators (QLinearMatMul) and runs its dynamic ones slower than fp32.
+OpenVINO compiles the fp32 graph (`quantize=none`, its default) at the scoring precision (bf16
+where the hardware has it natively, else fp32), or with `quantize=static` NNCF's post-training
+int8 graph: SmoothQuant moves the activation outliers of every matrix product's input (the
+second FFN product's above all; experiments/quant_sensitivity.py measures each group) into its
+weights, then per-channel int8 weights and calibrated int8 activations. The precision reported is
+read back from the compiled model: OpenVINO runs f32 on CPUs without bf16 and is never claimed
+to run what it does not.
 What each costs in STS-B Spearman and gains in speed is measured by experiments/bench_throughput.py
-(README "Performance"): int8 costs more than 0.1 STS-B Spearman, so it is opt-in; OpenVINO in bf16
-costs nothing measurable and is the fastest on AMX CPUs, but it is an extra dependency and exports
-the graph on a model's first use, so `torch` stays the default.
+(README "Performance"); backend=auto (sts.precision.choose_backend) picks by the hardware.
 
-The quantized graph is cached under $STS_CACHE (default ~/.cache/sts), keyed by the weights and
+The built graph is cached under $STS_CACHE (default ~/.cache/sts), keyed by the weights and
 settings, so a server's workers and repeated predict runs build it once.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,11 +43,12 @@ from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import CrossEncoder
 
-BACKENDS = ("torch", "onnx", "openvino")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 QUANTIZATIONS = ("dynamic", "static", "none")
 # quantize=null means the backend's own default
 DEFAULT_QUANTIZE = {"onnx": "dynamic", "openvino": "none"}
 CALIBRATION_SENTENCES = 512
+log = logging.getLogger(__name__)
 
 
 class _Graph(torch.nn.Module):
@@ -90,6 +95,8 @@ class GraphEncoder:
     """Callable features -> tensor, standing in for `module.encode` (pass it as `encode=`): the
     module exported once to ONNX (cached), run by a runtime a subclass opens."""
 
+    runtime = ""  # onnxruntime | openvino: who runs (and, for int8, quantizes) the graph
+
     def __init__(self, module: PairModule, quantize: str, calibration: Sequence[str] | None = None) -> None:
         if quantize not in QUANTIZATIONS:
             raise STSError(f"quantize={quantize!r}: choose one of {QUANTIZATIONS}")
@@ -115,15 +122,19 @@ class GraphEncoder:
         digest.update("\x00".join(map(str, settings)).encode())
         return digest.hexdigest()[:32]
 
-    def _cached_graph(self, runtime: str) -> Path:
+    def _cached_graph(self, version: str) -> Path:
         folder = cache_dir()
-        path = folder / f"{self._key(runtime)}-{self.quantize}.onnx"
+        path = folder / f"{self._key(version)}-{self.quantize}.onnx"
+        if self.runtime == "openvino" and self.quantize != "none":
+            path = path.with_suffix(".xml")  # an OpenVINO IR: the .xml graph and its .bin weights
         if path.is_file():
             return path
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=folder) as tmp:
                 built = self._build(Path(tmp))
+                if built.suffix == ".xml":
+                    os.replace(built.with_suffix(".bin"), path.with_suffix(".bin"))
                 os.replace(built, path)  # whole or not at all: another worker may be building it too
         except OSError as e:
             raise STSError(f"{folder}: cannot write the ONNX cache there ({e.strerror or e}); set STS_CACHE=<a writable folder>") from None
@@ -154,6 +165,8 @@ class GraphEncoder:
                               output_names=["output"], dynamic_axes=axes, opset_version=17, dynamo=False)
         if self.quantize == "none":
             return fp32
+        if self.runtime == "openvino":
+            return self._quantize_nncf(fp32, tmp)
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         out = tmp / "int8.onnx"
@@ -163,20 +176,37 @@ class GraphEncoder:
         self._quantize_static(fp32, out)
         return out
 
+    def calibration_batches(self) -> list[dict[str, np.ndarray]]:
+        """The calibration sentences as padded batches of 32 (pairs of neighbours for a cross-encoder)."""
+        sentences = self.calibration or default_calibration()
+        return [{k: v.numpy() for k, v in self._features(sentences[i : i + 32]).items()} for i in range(0, len(sentences), 32)]
+
+    def _quantize_nncf(self, fp32: Path, tmp: Path, ignored: Sequence[str] = (), smooth_quant: float | None = None) -> Path:
+        """OpenVINO int8 by NNCF post-training quantization: per-channel symmetric int8 weights,
+        asymmetric activations with ranges from the calibration sentences, SmoothQuant and fast
+        bias correction (NNCF's transformer preset). Writes an OpenVINO IR (.xml + .bin)."""
+        import nncf
+        import openvino as ov
+
+        model = ov.Core().read_model(str(fp32))
+        batches = self.calibration_batches()
+        advanced = nncf.AdvancedQuantizationParameters()
+        if smooth_quant is not None:
+            advanced.smooth_quant_alphas.matmul = smooth_quant
+        with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws progress bars
+            quantized = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.MIXED,
+                                      subset_size=len(batches), ignored_scope=nncf.IgnoredScope(names=list(ignored), validate=False),
+                                      advanced_parameters=advanced)
+        out = tmp / "int8.xml"
+        ov.save_model(quantized, str(out), compress_to_fp16=False)
+        return out
+
     def _quantize_static(self, fp32: Path, out: Path) -> None:
         import onnx
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        graph = onnx.load(str(fp32)).graph
-        weights = {i.name for i in graph.initializer}
-        made_by = {o: n for n in graph.node for o in n.output}
-
-        def is_weight(name: str) -> bool:
-            node = made_by.get(name)
-            return name in weights or (node is not None and node.op_type in ("Transpose", "Identity", "Cast") and all(is_weight(i) for i in node.input))
-
         # products of two activations (attention scores and their mix of values): int8 there costs the most
-        attention = [n.name for n in graph.node if n.op_type == "MatMul" and not any(is_weight(i) for i in n.input)]
+        attention = matmuls(onnx.load(str(fp32)).graph)[1]
         sentences = self.calibration or default_calibration()
         batches = [self._features(sentences[i : i + 32], pad_to=64) for i in range(0, len(sentences), 32)]
 
@@ -193,8 +223,24 @@ class GraphEncoder:
                             extra_options={"CalibPercentile": 99.99})
 
 
+def matmuls(graph: Any) -> tuple[list[str], list[str]]:
+    """The names of an ONNX graph's MatMul nodes: (products with a weight, products of two activations)."""
+    weights = {i.name for i in graph.initializer}
+    made_by = {o: n for n in graph.node for o in n.output}
+
+    def is_weight(name: str) -> bool:
+        node = made_by.get(name)
+        return name in weights or (node is not None and node.op_type in ("Transpose", "Identity", "Cast") and all(is_weight(i) for i in node.input))
+
+    nodes = [n for n in graph.node if n.op_type == "MatMul"]
+    with_weight = [n.name for n in nodes if any(is_weight(i) for i in n.input)]
+    return with_weight, [n.name for n in nodes if n.name not in with_weight]
+
+
 class OnnxEncoder(GraphEncoder):
     """backend=onnx: ONNX Runtime on the CPU, int8 unless quantize=none."""
+
+    runtime = "onnxruntime"
 
     def __init__(self, module: PairModule, quantize: str = "dynamic", calibration: Sequence[str] | None = None) -> None:
         super().__init__(module, quantize, calibration)
@@ -212,22 +258,53 @@ class OnnxEncoder(GraphEncoder):
 
 
 class OpenVinoEncoder(GraphEncoder):
-    """backend=openvino: the fp32 graph compiled by OpenVINO for the CPU at `precision` (bf16 |
-    fp32, already resolved), one stream on torch's thread count."""
+    """backend=openvino: the graph compiled by OpenVINO for the CPU, one stream on torch's thread
+    count. quantize=none compiles the fp32 graph at `precision` (bf16 | fp32, already resolved);
+    quantize=static runs NNCF's int8 graph, its other operations at `precision`. `self.precision`
+    is what the compiled model reports, not what was asked: OpenVINO runs f32 where the CPU has no
+    bf16, and says so here once."""
 
-    def __init__(self, module: PairModule, precision: str, quantize: str = "none") -> None:
-        if quantize != "none":
-            raise STSError(f"backend=openvino quantize={quantize}: OpenVINO runs the fp32 graph (quantize=none) in bf16 or fp32 (precision=); int8 is backend=onnx")
-        super().__init__(module, quantize)
+    runtime = "openvino"
+
+    def __init__(self, module: PairModule, precision: str, quantize: str = "none", calibration: Sequence[str] | None = None) -> None:
+        if quantize not in ("none", "static"):
+            raise STSError(f"backend=openvino quantize={quantize}: OpenVINO runs the fp32 graph (quantize=none) or NNCF's int8 graph (quantize=static); "
+                           "dynamic int8 is backend=onnx")
+        super().__init__(module, quantize, calibration)
         try:
             import openvino as ov
         except ImportError:
             raise STSError("backend=openvino needs the openvino extra: pip install 'sts[onnx,openvino]' (the graph is exported with onnx)") from None
-        path = self._cached_graph(f"openvino {ov.__version__}")
+        version = f"openvino {ov.__version__}"
+        if quantize == "static":
+            try:
+                import nncf
+            except ImportError:
+                raise STSError("backend=openvino quantize=static needs NNCF: pip install 'sts[onnx,openvino]'") from None
+            version += f" nncf {nncf.__version__}"
+        path = self._cached_graph(version)
         settings = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
                     "INFERENCE_NUM_THREADS": torch.get_num_threads()}
         self.compiled = ov.Core().compile_model(str(path), "CPU", settings)
         self.output = self.compiled.output(0)
+        ran = compiled_precision(self.compiled)
+        if ran != precision:
+            log.warning("backend=openvino precision=%s: OpenVINO compiled %s on this CPU (%s), so the scores are %s", precision,
+                        self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string(), cpu_summary(), ran)
+        self.precision = "int8" if quantize == "static" else ran
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self.compiled(inputs)[self.output])
+
+
+def compiled_precision(compiled: object) -> str:
+    """fp32 | bf16 | fp16: the floating-point precision an OpenVINO compiled model runs, read back from it."""
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # type: ignore[attr-defined]
+    return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(hint, hint)
+
+
+def cpu_summary() -> str:
+    from sts.provenance import cpu
+
+    flags = [f for f in cpu()["flags"] if f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")]
+    return "CPU flags: " + (" ".join(flags) or "none of avx2/avx512f/avx512_bf16/amx_bf16")

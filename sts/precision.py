@@ -1,4 +1,5 @@
-"""precision=auto: bf16 autocast where the hardware multiplies bf16 natively, fp32 elsewhere.
+"""precision=auto: bf16 autocast where the hardware multiplies bf16 natively, fp32 elsewhere;
+backend=auto: on a CPU without native bf16, OpenVINO's int8 graph when the openvino extra is there.
 
 On CPUs with AMX (Intel Xeon 4th generation and later) bf16 matrix products run several times
 faster than fp32 and the scores move by about 1e-3 (STS-B Spearman within 0.01); on CPUs without
@@ -7,7 +8,9 @@ kernel's AMX flags and torch's own check that the tiles can be used, or CUDA's b
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 
 import torch
 
@@ -65,3 +68,45 @@ def training_precision() -> str:
     chosen = "bf16-mixed" if reason else "32-true"
     _say_once(("train", chosen), f"trainer.precision chose {chosen}: {reason or f'no native bf16 on {device}'}; set trainer.precision=32-true or bf16-mixed to choose")
     return chosen
+
+
+def int8_runtime() -> bool:
+    """Whether OpenVINO, NNCF and the ONNX exporter are installed (the openvino extra)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf", "onnx"))
+
+
+def int8_dot_products() -> str | None:
+    """Which int8 dot-product instructions the CPU has (VNNI or AMX int8), or None: without them
+    an int8 matrix product is emulated with 16-bit steps and is not faster than fp32."""
+    found = [f for f in ("amx_int8", "avx512_vnni", "avx_vnni") if f in cpu()["flags"]]
+    return found[0] if found else None
+
+
+def choose_backend(precision: str, device: str) -> tuple[str, str | None]:
+    """backend=auto -> (backend, quantize), by the hardware (README "Performance" has the figures):
+    - $STS_BACKEND when set (a deployment's, or the test suite's, fixed choice);
+    - native bf16 (AMX, a bf16 GPU), any GPU, or an explicit precision: torch;
+    - a CPU with int8 dot products (VNNI) but no AMX: OpenVINO's int8 graph (NNCF with
+      SmoothQuant, built once per model and cached), within 0.1 STS-B Spearman of fp32;
+    - other CPUs (AVX2 or AVX-512 without VNNI): OpenVINO's fp32 graph, the fastest exact one there;
+    - torch fp32 when the openvino extra is missing.
+    Said once per process."""
+    fixed = os.environ.get("STS_BACKEND")
+    if fixed:
+        if fixed not in ("torch", "onnx", "openvino"):
+            raise STSError(f"STS_BACKEND={fixed!r}: choose one of torch, onnx, openvino (or unset it for backend=auto)")
+        return fixed, None
+    if precision != "auto" or torch.device(device).type != "cpu" or native_bf16(device):
+        return "torch", None
+    if not int8_runtime():
+        _say_once(("backend", "torch"), "backend=auto chose torch fp32: no native bf16 on this CPU; pip install 'sts[onnx,openvino]' for OpenVINO, "
+                  "faster on such CPUs (README \"Performance\")")
+        return "torch", None
+    vnni = int8_dot_products()
+    if vnni:
+        _say_once(("backend", "openvino int8"), f"backend=auto chose openvino int8 (NNCF, built once per model): this CPU has int8 dot products ({vnni}) "
+                  "but no native bf16; backend=torch precision=fp32 gives exact fp32 scores")
+        return "openvino", "static"
+    _say_once(("backend", "openvino fp32"), "backend=auto chose openvino fp32 (the graph exported once per model): no native bf16 or int8 dot products "
+              "on this CPU; backend=openvino quantize=static scores in int8")
+    return "openvino", "none"

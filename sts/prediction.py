@@ -109,9 +109,12 @@ def predict(cfg: DictConfig) -> Path:
         raise InputError(input_path, f"already has column(s) {clash}, which the output adds")
     output = Path(cfg.output) if cfg.output else default_output(input_path)
     output_format = check_output(input_path, output, cfg.overwrite)
-    if cfg.backend != "torch" and cfg.trainer.devices not in (1, "1"):  # before loading: building an int8 graph takes a while
-        raise STSError(f"backend={cfg.backend} scores in one process; trainer.devices={cfg.trainer.devices} runs Lightning's predict loop in torch (use one or the other)")
-    model = load(cfg.ckpt, **scoring_settings(cfg), both_orders=cfg.get("both_orders"))
+    settings = scoring_settings(cfg)
+    if cfg.trainer.devices not in (1, "1"):  # checked before loading: building an int8 graph takes a while
+        if cfg.backend not in ("torch", "auto"):
+            raise STSError(f"backend={cfg.backend} scores in one process; trainer.devices={cfg.trainer.devices} runs Lightning's predict loop in torch (use one or the other)")
+        settings["backend"] = "torch"
+    model = load(cfg.ckpt, **settings, both_orders=cfg.get("both_orders"))
     if cfg.ckpt is None:
         print(zero_shot_notice())
     threshold = model.threshold if cfg.threshold is None else float(cfg.threshold)

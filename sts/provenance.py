@@ -28,7 +28,7 @@ def git_commit() -> str:
 
 
 # CPU features that change how fast (and in which precision) the same code runs
-CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
 
 
 def cpu() -> dict[str, object]:

@@ -19,28 +19,34 @@ from sts.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncode
 from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.base import Encode
-from sts.precision import PRECISIONS, resolve
+from sts.precision import PRECISIONS, choose_backend, resolve
 
 
 class Scorer:
     """Callable (texts1, texts2) -> scores, in input order.
 
     precision: auto | fp32 | bf16 for the torch and openvino backends (sts.precision;
-    `self.precision` is what auto chose). backend: torch | onnx | openvino (sts.backends: ONNX
-    Runtime with `quantize` dynamic | static | none, static calibrated on `calibration`
-    sentences, then `self.precision` is int8 or fp32; OpenVINO on the fp32 graph). quantize None:
-    the backend's default (onnx dynamic, openvino none).
+    `self.precision` is what runs: auto's choice, or what OpenVINO compiled). backend: auto |
+    torch | onnx | openvino (sts.backends: ONNX Runtime with `quantize` dynamic | static | none,
+    static calibrated on `calibration` sentences; OpenVINO with quantize none (the fp32 graph) or
+    static (NNCF's int8 graph)). auto: sts.precision.choose_backend. quantize None: the backend's
+    default (onnx dynamic, openvino none).
     """
 
-    def __init__(self, module: PairModule, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "torch",
+    def __init__(self, module: PairModule, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
                  quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
         if backend not in BACKENDS:
             raise STSError(f"backend={backend!r}: choose one of {BACKENDS}")
+        if precision not in PRECISIONS:
+            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
         self.device = torch.device(device)
-        if backend != "torch" and self.device.type != "cpu":
+        if backend not in ("auto", "torch") and self.device.type != "cpu":
             raise STSError(f"backend={backend} runs on the CPU; device={device} scores with backend=torch")
         self.module = module.to(self.device).eval()
         self.batch_size = batch_size
+        if backend == "auto":
+            backend, chosen = choose_backend(precision, device)
+            quantize = quantize or chosen
         self.backend = backend
         self.encode: Encode | None = None
         if backend == "torch":
@@ -48,11 +54,9 @@ class Scorer:
             return
         quantize = quantize or DEFAULT_QUANTIZE[backend]
         if backend == "openvino":
-            self.precision = resolve(precision, device)
-            self.encode = OpenVinoEncoder(self.module, self.precision, quantize)
+            self.encode = OpenVinoEncoder(self.module, resolve(precision, device), quantize, calibration)
+            self.precision = self.encode.precision
             return
-        if precision not in PRECISIONS:
-            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
         self.encode = OnnxEncoder(self.module, quantize, calibration)
         self.precision = "fp32" if quantize == "none" else "int8"
 

@@ -13,6 +13,9 @@ from sts.config import compose
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+# backend=auto means OpenVINO int8 on CPUs without native bf16 and torch elsewhere: tests that do not
+# test backends score in torch on every host (the CLIs they start inherit it); tests of auto unset it
+os.environ["STS_BACKEND"] = "torch"
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,6 +8,7 @@ import pytest
 
 import sts
 from sts import backends
+from sts.api import scoring_settings
 from sts.errors import STSError
 
 from conftest import ROOT, compose_config
@@ -45,17 +46,51 @@ def test_openvino_runs_the_fp32_graph_at_the_scoring_precision(model_file: str, 
     assert fp32._scorer.encode.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
     np.testing.assert_allclose(fp32.score(S1, S2, clip=False), torch_scores, atol=1e-5)
     bf16 = sts.load(path, backend="openvino", precision="bf16")
-    assert bf16.info["precision"] == "bf16" and bf16._scorer.encode.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
+    ran = bf16._scorer.encode.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # f32 on CPUs without bf16
+    assert bf16.info["precision"] == {"bf16": "bf16", "f32": "fp32"}[ran]  # what runs, read back from OpenVINO, on any host
     assert np.abs(bf16.score(S1, S2, clip=False) - torch_scores).max() < 0.05
     monkeypatch.setattr(sts.precision, "native_bf16", lambda device: None)  # auto follows the hardware, as torch does
     assert sts.load(path, backend="openvino").info["precision"] == "fp32"
+
+
+def test_a_precision_the_cpu_cannot_give_is_said_and_not_claimed(tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(backends, "compiled_precision", lambda compiled: "fp32")  # a CPU without bf16: OpenVINO compiles f32
+    with caplog.at_level("WARNING", logger="sts.backends"):
+        model = sts.load(tiny_model_file, backend="openvino", precision="bf16")
+    assert model.info["precision"] == "fp32"
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("backend=openvino precision=bf16: OpenVINO compiled") and "scores are fp32" in said[0]
+
+
+@pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
+def test_auto_scores_in_openvino_int8_on_a_cpu_without_bf16(model_file: str, request: pytest.FixtureRequest, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = request.getfixturevalue(model_file)
+    monkeypatch.delenv("STS_BACKEND")
+    monkeypatch.setattr(sts.precision, "_announced", set())
+    monkeypatch.setattr(sts.precision, "native_bf16", lambda device: None)  # a CPU with VNNI and without AMX
+    monkeypatch.setattr(sts.precision, "int8_dot_products", lambda: "avx512_vnni")
+    auto = sts.load(path)
+    assert auto.info["backend"] == "openvino" and auto.info["precision"] == "int8"
+    assert sorted(p.suffix for p in cache.iterdir()) == [".bin", ".xml"]  # NNCF's IR, cached
+    torch_scores = sts.load(path, precision="fp32").score(S1, S2, clip=False)
+    scores = auto.score(S1, S2, clip=False)
+    assert np.abs(scores - torch_scores).max() < 0.05 and not np.allclose(scores, torch_scores, atol=1e-7)  # quantized, and close
+    monkeypatch.setattr(sts.precision, "int8_dot_products", lambda: None)  # AVX2 only: OpenVINO's fp32 graph
+    plain = sts.load(path)
+    assert (plain.info["backend"], plain.info["precision"]) == ("openvino", "fp32")
+    np.testing.assert_allclose(plain.score(S1, S2, clip=False), torch_scores, atol=1e-5)
+    monkeypatch.setattr(backends.OpenVinoEncoder, "_build", lambda self, tmp: pytest.fail("rebuilt a cached graph"))
+    np.testing.assert_array_equal(sts.load(path, backend="openvino", quantize="static").score(S1, S2, clip=False), scores)
+    assert sts.load(path, precision="fp32").info["backend"] == "torch"  # an explicit precision keeps torch
+    monkeypatch.setattr(sts.precision, "native_bf16", lambda device: "AMX")
+    assert sts.load(path).info["backend"] == "torch"
 
 
 def test_static_quantization_is_calibrated_on_the_given_sentences(tiny_model_file: Path, tmp_path: Path, cache: Path) -> None:
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("\n".join(f"sentence {i} about a {w}" for i, w in enumerate(["cat", "dog", "king", "cake", "guitar"] * 4)) + "\n")
     settings = compose_config("predict", ["input=x.csv", "backend=onnx", "quantize=static", f"calibration={calibration}"])
-    model = sts.load(tiny_model_file, **sts.api.scoring_settings(settings))
+    model = sts.load(tiny_model_file, **scoring_settings(settings))
     assert np.abs(model.score(S1, S2) - sts.load(tiny_model_file, precision="fp32").score(S1, S2)).max() < 0.1
     assert len(list(cache.glob("*-static.onnx"))) == 1
     sts.load(tiny_model_file, backend="onnx", quantize="static")  # the default calibration sample: another graph
@@ -81,6 +116,10 @@ def test_misuse_is_one_clear_error(tiny_model_file: Path, tmp_path: Path, monkey
         sts.load(tiny_model_file, backend="onnx", device="cuda")
     with pytest.raises(STSError, match="backend=openvino quantize=dynamic: OpenVINO runs the fp32 graph"):
         sts.load(tiny_model_file, backend="openvino", quantize="dynamic")
+    monkeypatch.setenv("STS_BACKEND", "tensorrt")
+    with pytest.raises(STSError, match="STS_BACKEND='tensorrt': choose one of torch, onnx, openvino"):
+        sts.load(tiny_model_file)
+    monkeypatch.setenv("STS_BACKEND", "torch")
     short = tmp_path / "short.txt"
     short.write_text("one\ntwo\n")
     with pytest.raises(STSError, match=r"short.txt: 2 non-empty lines"):

@@ -71,3 +71,34 @@ def test_default_trainer_trains_in_bf16_exactly_on_native_hardware(monkeypatch: 
     cfg = compose_train([])
     assert OmegaConf.to_container(cfg.trainer, resolve=True)["precision"] == chosen
     assert compose_train(["trainer.precision=32-true"]).trainer.precision == "32-true"  # an explicit choice wins
+
+
+@pytest.mark.parametrize(
+    ("flags", "tiles", "extra", "precision_", "device", "chosen"),
+    [
+        (["amx_bf16", "amx_int8", "avx512_bf16"], True, True, "auto", "cpu", ("torch", None)),  # bf16 in torch
+        (["avx512_bf16", "avx512_vnni", "avx512f"], False, True, "auto", "cpu", ("openvino", "static")),  # AVX-512 with VNNI, no AMX
+        (["avx_vnni", "avx2"], False, True, "auto", "cpu", ("openvino", "static")),  # AVX2 with VNNI
+        (["avx2"], False, True, "auto", "cpu", ("openvino", "none")),  # AVX2 only: int8 without dot products is not faster
+        (["avx2"], False, False, "auto", "cpu", ("torch", None)),  # the openvino extra is not installed
+        (["avx512_vnni"], False, True, "fp32", "cpu", ("torch", None)),  # an explicit precision keeps torch
+        (["avx512_vnni"], False, True, "auto", "cuda", ("torch", None)),
+    ],
+)
+def test_backend_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch, fresh: None, caplog: pytest.LogCaptureFixture, flags: list[str], tiles: bool,
+                                           extra: bool, precision_: str, device: str, chosen: tuple) -> None:
+    monkeypatch.delenv("STS_BACKEND")
+    fake_cpu(monkeypatch, flags, tiles)
+    monkeypatch.setattr(precision, "int8_runtime", lambda: extra)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("INFO", logger="sts.precision"):
+        assert precision.choose_backend(precision_, device) == chosen
+        assert precision.choose_backend(precision_, device) == chosen
+    said = [r.getMessage() for r in caplog.records]
+    if precision_ == "auto" and device == "cpu" and "amx_bf16" not in flags:
+        assert len(said) == 1 and said[0].startswith(f"backend=auto chose {chosen[0]} ")  # once per process
+        assert ("pip install 'sts[onnx,openvino]'" in said[0]) == (not extra)
+    else:
+        assert said == []
+    monkeypatch.setenv("STS_BACKEND", "onnx")  # a deployment's fixed choice wins
+    assert precision.choose_backend(precision_, device) == ("onnx", None)
