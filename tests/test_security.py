@@ -136,7 +136,10 @@ DAMAGED = [
     ("NaN weights", lambda c: c["state_dict"][next(k for k, v in c["state_dict"].items() if v.is_floating_point())].fill_(float("nan")), "holds NaN or infinite weights"),
     ("tokenizer file not text", lambda c: c["sts"]["tokenizer_files"].update({"vocab.txt": 5}), "tokenizer_files['vocab.txt'] is not text"),
     ("broken tokenizer.json", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer.json": "{not json"}), "does not make a tokenizer"),
-    ("tokenizer config with remote code", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": ["x.T", null]}}'}), "no auto_map allowed"),
+    ("tokenizer config with remote code", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": ["x.T", null]}}'}), "auto_map names remote code"),
+    ("custom tokenizer class", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer_config.json": '{"tokenizer_class": "EvilTokenizer"}'}), "tokenizer_class='EvilTokenizer', which is not a tokenizer transformers defines"),
+    ("hub attention kernel", lambda c: c["sts"]["encoder_config"].update(_attn_implementation="kernels-community/flash-attn"), "_attn_implementation='kernels-community/flash-attn': only eager"),
+    ("attention falling back to hub kernels", lambda c: c["sts"]["encoder_config"].update(attn_implementation="flash_attention_2"), "attn_implementation='flash_attention_2': only eager"),
     ("metrics not a dict", lambda c: c["sts"].update(metrics="fast"), "sts.metrics is not a mapping"),
 ]
 
