@@ -408,12 +408,14 @@ class InterruptCheckpoint(Callback):
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
+        self.written: Path | None = None  # what this run wrote, so its clean-up removes only that
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         if isinstance(exception, SIGTERMException) and trainer.training:
-            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+            self.written = self.dirpath / "last.ckpt"
+            trainer.save_checkpoint(self.written)
 
 
 def load(path: str | Path, architecture: str | None = None) -> PairModule:
