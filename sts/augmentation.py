@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from sts import options
 from sts.api import load
-from sts.data.tables import atomic_output
+from sts.data.tables import atomic_output, check_apart
 from sts.errors import STSError
 
 
@@ -67,8 +67,7 @@ def augment(cfg: DictConfig) -> Path:
     if out.exists() and not cfg.overwrite:
         raise STSError(f"{out}: already exists; pass overwrite=true to replace it")
     sources = [cfg.data.train] if isinstance(cfg.data.train, str) else list(cfg.data.train)
-    if any(out.resolve() == Path(s).resolve() for s in sources):
-        raise STSError(f"out={out} is a training input; write the new pairs to another file")
+    check_apart({"out": out}, {"data.train": sources, "teacher": cfg.teacher, "sampler": cfg.sampler, "calibration": cfg.get("calibration")})
     datamodule = instantiate(cfg.data, val=None, test=None)
     gold = datamodule.read()["train"]
     teachers = [cfg.teacher] if isinstance(cfg.teacher, str) else list(cfg.teacher)

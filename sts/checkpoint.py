@@ -123,8 +123,10 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
         raise STSError(f"{path}: checkpoint field sts.encoder_config is not a mapping")
     _field(path, "sts.encoder_config", config, checks.plain_data)
     _field(path, "sts.encoder_config.model_type", config.get("model_type"), checks.choice(*sorted(ENCODER_TYPES)))
-    if "auto_map" in config:
-        raise STSError(f"{path}: checkpoint field sts.encoder_config.auto_map names remote code, which is never run")
+    try:
+        checks.model_config(config)
+    except checks.Invalid as e:
+        raise STSError(f"{path}: checkpoint field sts.encoder_config {e}") from None
     for key, rule in ENCODER_SIZES.items():
         if key in config:
             config[key] = _field(path, f"sts.encoder_config.{key}", config[key], rule)
@@ -146,8 +148,10 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
             tokenizer_config = json.loads(files["tokenizer_config.json"])
         except json.JSONDecodeError:
             raise STSError(f"{path}: checkpoint field sts.tokenizer_files['tokenizer_config.json'] is not valid JSON") from None
-        if not isinstance(tokenizer_config, dict) or "auto_map" in tokenizer_config:
-            raise STSError(f"{path}: checkpoint field sts.tokenizer_files['tokenizer_config.json'] is not a plain tokenizer config (no auto_map allowed)")
+        try:
+            checks.tokenizer_config(tokenizer_config)
+        except checks.Invalid as e:
+            raise STSError(f"{path}: checkpoint field sts.tokenizer_files['tokenizer_config.json'] {e}") from None
     payload["threshold"] = _field(path, "sts.threshold", payload.get("threshold", 0.5), checks.number(0, 1))
     metrics = payload.get("metrics", {})
     if not isinstance(metrics, dict):
@@ -404,12 +408,14 @@ class InterruptCheckpoint(Callback):
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
+        self.written: Path | None = None  # what this run wrote, so its clean-up removes only that
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         if isinstance(exception, SIGTERMException) and trainer.training:
-            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+            self.written = self.dirpath / "last.ckpt"
+            trainer.save_checkpoint(self.written)
 
 
 def load(path: str | Path, architecture: str | None = None) -> PairModule:

@@ -169,3 +169,68 @@ def plain_data(value: Any, max_depth: int = 6, max_items: int = 100_000, leaf: C
         raise Invalid(f"holds a {type(node).__name__}, not plain data")
 
     walk(value, 0)
+
+
+# attention a model folder's config may name: torch's own kernels. Anything else may make
+# transformers fetch a kernel from the Hub ("org/repo") or load a native extension; the
+# flash_attention_* names fall back to Hub kernels when flash-attn is not installed.
+LOCAL_ATTENTION = ("eager", "sdpa", "flex_attention")
+# config fields that name code for transformers to fetch, import or compile: never honoured
+CODE_FIELDS = ("auto_map", "custom_pipelines", "quantization_config", "experts_implementation", "_experts_implementation")
+ATTENTION_FIELDS = ("attn_implementation", "_attn_implementation")
+
+
+def _nested_dicts(value: Any) -> list[dict[str, Any]]:
+    """`value` and every mapping inside it (sub-configs carry their own fields)."""
+    found, stack = [], [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.append(node)
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return found
+
+
+def model_config(value: Any) -> dict[str, Any]:
+    """A transformers config.json's content that loads no code: no auto_map (remote code,
+    refused whatever trust_remote_code says), no field naming a Hub kernel or native extension,
+    attention one of LOCAL_ATTENTION."""
+    if not isinstance(value, dict):
+        raise Invalid("must be a JSON object")
+    for node in _nested_dicts(value):
+        for field in CODE_FIELDS:
+            if node.get(field) is not None:
+                what = "remote code, which is never run" if field in ("auto_map", "custom_pipelines") else "code transformers would fetch or load, which is never done"
+                raise Invalid(f"has {field}: {field} names {what}")
+        for field in ATTENTION_FIELDS:
+            attention = node.get(field)
+            if attention is not None and attention not in LOCAL_ATTENTION:
+                raise Invalid(f"has {field}={shown(attention, 40)}: only {', '.join(LOCAL_ATTENTION)} are allowed (other attention names a Hub kernel or native code)")
+    return value
+
+
+def tokenizer_config(value: Any) -> dict[str, Any]:
+    """A tokenizer_config.json's content that loads no code: no auto_map, and a tokenizer_class
+    (if any) that transformers itself defines."""
+    if not isinstance(value, dict):
+        raise Invalid("must be a JSON object")
+    if value.get("auto_map") is not None:
+        raise Invalid("has auto_map: auto_map names remote code, which is never run")
+    name = value.get("tokenizer_class")
+    if name is not None and not _transformers_tokenizer(name):
+        raise Invalid(f"has tokenizer_class={shown(name, 40)}, which is not a tokenizer transformers defines (custom code is never run)")
+    return value
+
+
+def _transformers_tokenizer(name: Any) -> bool:
+    import transformers
+
+    if not isinstance(name, str) or not name.isidentifier():
+        return False
+    try:
+        cls = getattr(transformers, name)
+    except (AttributeError, ImportError):  # not a transformers name, or one whose backend is missing
+        return False
+    return isinstance(cls, type) and issubclass(cls, transformers.PreTrainedTokenizerBase)

@@ -54,6 +54,21 @@ class RunDirCheck(Callback):
         self._check(config.hydra.sweep.dir)
 
 
+class RunDirClaim(RunDirCheck):
+    """Hydra callback (train.yaml): also refuse a run directory holding another run's outputs
+    (`sts.training.check_run_dir`) before Hydra writes its own files (.hydra/, the log) there."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from sts.training import check_run_dir
+
+        super().on_run_start(config, **kwargs)
+        try:
+            check_run_dir(Path(config.hydra.run.dir), config.get("ckpt_path"), bool(config.get("overwrite", False)))
+        except STSError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+
 # Hydra's own flags that take a value (the value is not an override)
 _VALUE_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--cfg", "-c", "--package", "-p", "--info", "--experimental-rerun")
 

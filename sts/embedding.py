@@ -3,7 +3,6 @@ as it is), in input order, optionally grouped with k-means. Embeddings are what 
 compares by cosine, so clustering runs on their unit-length versions."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from omegaconf import DictConfig
 from sts import options
 from sts.api import Model, load, scoring_settings
 from sts.data.readers import check_sentence
-from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_text_file, open_text
+from sts.data.tables import SUFFIX_FORMATS, Table, TableWriter, atomic_output, check_apart, check_text_file, open_text
 from sts.errors import InputError, STSError
 from sts.models.encoder import resolve
 from sts.scoring import chunks, progress
@@ -79,9 +78,8 @@ def embed(cfg: DictConfig) -> np.ndarray:
     clusters_path = out.with_name(f"{out.stem}.clusters.csv")
     if cfg.cluster.k and clusters_path.exists() and not cfg.overwrite:
         raise STSError(f"{clusters_path}: already exists; pass overwrite=true to replace it")
-    for target in (out, clusters_path):
-        if target.exists() and input_path.exists() and os.path.samefile(target, input_path):
-            raise STSError(f"{target}: refusing to write over the input file; choose another out=")
+    inputs = {"input": input_path, "ckpt": cfg.ckpt, "encoder.name_or_path": None if cfg.ckpt else cfg.encoder.name_or_path, "calibration": cfg.get("calibration")}
+    check_apart({"out": out, "cluster": clusters_path if cfg.cluster.k else None}, inputs)
     sentences = read_sentences(input_path, cfg.format, cfg.column)
     if cfg.cluster.k and not 1 <= int(cfg.cluster.k) <= len(sentences):
         raise STSError(f"option cluster.k={cfg.cluster.k}: must be between 1 and the number of sentences ({len(sentences)})")

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from sts import options
 from sts.api import Model, load, scoring_settings
 from sts.data.datamodule import SPLITS
+from sts.data.tables import check_apart, marker_content
 from sts.data.readers import Pairs
 from sts.errors import STSError
 from sts.metrics import choose_threshold, pair_metrics
@@ -123,12 +124,23 @@ def plot_curve(scores: np.ndarray, positive: np.ndarray, threshold: float, kind:
     return path
 
 
+def check_out_dir(cfg: DictConfig, out_dir: Path) -> None:
+    """Refuse an out_dir that holds, is or lies inside what is evaluated (a training run's folder
+    holds its model.pt and its own metrics.json), and one whose metrics.json another command wrote."""
+    splits = {f"data.{s}": OmegaConf.select(cfg.data, s, default=None, throw_on_missing=False) for s in SPLITS}
+    check_apart({"out_dir": out_dir}, {"ckpt": cfg.ckpt, "calibration": cfg.get("calibration"), **splits})
+    metrics = out_dir / "metrics.json"
+    if metrics.exists() and not {"ckpt", "split", "plots"} <= set(marker_content(metrics) or {}):
+        raise STSError(f"{metrics}: was not written by evaluate.py (a training run's record?) and would be replaced; choose another out_dir=")
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score one split, print the table, write metrics.json and the plots into cfg.out_dir."""
     options.check(cfg, options.EVALUATE)
     if cfg.curve not in CURVES:
         raise STSError(f"curve={cfg.curve!r}: choose one of {CURVES}")
     out_dir = Path(cfg.out_dir)
+    check_out_dir(cfg, out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

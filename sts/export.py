@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from sts import checkpoint, options
+from sts.data.tables import check_apart, marker_content
 from sts.errors import STSError
 from sts.models import BiEncoder, CrossEncoder, PairModule
 # written into every export, so overwrite=true can tell our folder from a user's (never `out=~`),
@@ -162,17 +163,31 @@ def save_onnx(module: PairModule, folder: Path) -> None:
 WRITERS: dict[str, Callable[[PairModule, Path], None]] = {"sentence-transformers": save_sentence_transformers, "hf": save_hf, "onnx": save_onnx}
 
 
+def is_export(folder: Path) -> bool:
+    """Whether `folder` holds a marker as export() writes it (format, architecture, threshold):
+    an empty or foreign file of that name does not make a user's folder ours to replace."""
+    marker = marker_content(folder / MARKER)
+    return (
+        marker is not None
+        and marker.get("format") in WRITERS
+        and marker.get("architecture") in ("BiEncoder", "CrossEncoder")
+        and isinstance(marker.get("ckpt"), str)
+        and isinstance(marker.get("threshold"), (int, float))
+    )
+
+
 def export(cfg: DictConfig) -> Path:
     """Write cfg.ckpt as cfg.format into the folder cfg.out (complete or not at all)."""
     options.check(cfg, options.EXPORT)
     out = Path(cfg.out)
+    check_apart({"out": out}, {"ckpt": cfg.ckpt})
     if out.exists() and not out.is_dir():
         raise STSError(f"{out}: exists and is not a folder; choose another out=")
     if out.is_dir() and any(out.iterdir()):
         if not cfg.overwrite:
             raise STSError(f"{out}: already exists and is not an empty folder; pass overwrite=true to replace it")
-        if not (out / MARKER).is_file():
-            raise STSError(f"{out}: overwrite=true only replaces a folder export.py wrote (with {MARKER}); this one is not, so it is left alone")
+        if not is_export(out):
+            raise STSError(f"{out}: overwrite=true only replaces a folder export.py wrote (with its {MARKER}); this one is not, so it is left alone")
     if not out.parent.is_dir():
         raise STSError(f"{out.parent}: output directory does not exist")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

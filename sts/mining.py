@@ -111,7 +111,7 @@ def mine(cfg: DictConfig) -> Path:
     options.check(cfg, options.MINE)
     input_path = Path(cfg.input)
     output = Path(cfg.output) if cfg.output else default_output(input_path)
-    output_format = check_output(input_path, output, cfg.overwrite)
+    output_format = check_output({"input": input_path, "ckpt": cfg.ckpt, "rerank": cfg.rerank, "calibration": cfg.get("calibration")}, output, cfg.overwrite)
     sentences = read_sentences(input_path, cfg.format, cfg.column)
     settings = scoring_settings(cfg)
     model = load(cfg.ckpt, **settings)

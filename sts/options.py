@@ -126,6 +126,7 @@ TRAIN: dict[str, Rule] = {
     "ckpt_path": optional(text()),
     "model_file": text(),
     "keep_checkpoints": boolean(),
+    "overwrite": boolean(),
     **DATA,
     "encoder.name_or_path": optional(text()),
     "encoder.max_length": integer(1, 8192),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from sts import bundled, options
 from sts.api import OUTPUT_COLUMNS, Model, load, scoring_settings
 from sts.data.readers import check_sentence
-from sts.data.tables import Table, TableWriter, atomic_output, listed, table_format
+from sts.data.tables import Table, TableWriter, atomic_output, check_apart, listed, table_format
 from sts.errors import InputError, STSError
 from sts.scoring import chunks, count_lines, progress, score_distributed
 from sts.table import format_table
@@ -50,12 +51,11 @@ def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}.pred.csv")
 
 
-def check_output(input_path: Path, output: Path, overwrite: bool) -> str:
-    """Refuse, before any work, an output that is the input (by any spelling, symlink or hard
-    link), a directory, an existing file without overwrite=true, or a format we cannot write;
-    returns the output's format."""
-    if output.resolve() == input_path.resolve() or (output.exists() and os.path.samefile(output, input_path)):
-        raise STSError(f"{output}: refusing to write over the input file; choose another output=")
+def check_output(inputs: Mapping[str, Any], output: Path, overwrite: bool) -> str:
+    """Refuse, before any work, an output that is an input (by any spelling, symlink or hard
+    link: `inputs` maps option names to what they name) or lies inside one, a directory, an
+    existing file without overwrite=true, or a format we cannot write; returns the output's format."""
+    check_apart({"output": output}, inputs)
     if output.is_dir():
         raise STSError(f"{output}: output is a directory")
     if output.exists() and not output.is_file():
@@ -108,7 +108,7 @@ def predict(cfg: DictConfig) -> Path:
     if clash:
         raise InputError(input_path, f"already has column(s) {clash}, which the output adds")
     output = Path(cfg.output) if cfg.output else default_output(input_path)
-    output_format = check_output(input_path, output, cfg.overwrite)
+    output_format = check_output({"input": input_path, "ckpt": cfg.ckpt, "calibration": cfg.get("calibration")}, output, cfg.overwrite)
     settings = scoring_settings(cfg)
     if cfg.trainer.devices not in (1, "1"):  # checked before loading: building an int8 graph takes a while
         if cfg.backend not in ("torch", "auto"):

@@ -7,7 +7,6 @@ our CrossEncoder (the inverse of `export.sequence_classifier`). Nothing runs rem
 """
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,27 +14,17 @@ from typing import Any
 from sts.checkpoint import ENCODER_TYPES
 from sts.errors import STSError
 from sts.models import BiEncoder, CrossEncoder, PairModule
-from sts.models.encoder import load_pretrained, sentence_transformers_pooling
+from sts.models.encoder import check_source, load_pretrained, read_json_object, sentence_transformers_pooling
 
 # written by export.py into every folder it makes (threshold and the metrics of the model file)
 MARKER = ".sts-export.json"
 DEFAULT_MAX_LENGTH = 128
 
 
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise STSError(f"{path}: not readable JSON ({type(e).__name__})") from None
-    if not isinstance(content, dict):
-        raise STSError(f"{path}: must hold a JSON object")
-    return content
-
-
 def is_cross_encoder(folder: Path, config: Any) -> bool:
     """A sentence-transformers CrossEncoder or a transformers sequence classifier."""
     st = folder / "config_sentence_transformers.json"
-    if st.is_file() and _json(st).get("model_type") == "CrossEncoder":
+    if st.is_file() and read_json_object(st).get("model_type") == "CrossEncoder":
         return True
     return any(a.endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
 
@@ -43,7 +32,7 @@ def is_cross_encoder(folder: Path, config: Any) -> bool:
 def _declared_length(folder: Path, tokenizer: Any) -> int:
     """sentence_bert_config's max_seq_length, else the tokenizer's limit, capped at 512."""
     bert_config = folder / "sentence_bert_config.json"
-    declared = _json(bert_config).get("max_seq_length") if bert_config.is_file() else None
+    declared = read_json_object(bert_config).get("max_seq_length") if bert_config.is_file() else None
     if not isinstance(declared, int) or declared < 1:
         declared = getattr(tokenizer, "model_max_length", DEFAULT_MAX_LENGTH)
     return int(min(declared, 512)) if isinstance(declared, int) and declared > 0 else DEFAULT_MAX_LENGTH
@@ -94,6 +83,7 @@ def load(name: str, pooling: str | None = None, max_length: int | None = None) -
         raise STSError(f"{folder}: an ONNX export; load the model file it was exported from, or run the graph with onnxruntime (README, Export)")
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise STSError(f"{folder}: a folder without config.json, so not a model folder (give a model.pt, a .ckpt, or a folder export.py wrote)")
+    check_source(name)
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as e:
@@ -110,7 +100,7 @@ def load(name: str, pooling: str | None = None, max_length: int | None = None) -
         raise STSError(f"{name}: refused: its weights file holds objects other than tensors, which could run code (use safetensors)") from None
     except Exception as e:  # transformers and tokenizers raise many types for a broken folder
         raise STSError(f"{name}: cannot load the model in it ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
-    marker = _json(folder / MARKER) if (folder / MARKER).is_file() else {}
+    marker = read_json_object(folder / MARKER) if (folder / MARKER).is_file() else {}
     threshold = marker.get("threshold")
     calibrated = isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0
     module.threshold = float(threshold) if calibrated else 0.5

@@ -60,10 +60,11 @@ def run_recipe(cfg: DictConfig, grown_from: str | None = None) -> dict[str, floa
     stage handed in (for results.csv's encoder column). Returns the own step's dev and test metrics."""
     from sts import options
     from sts.soup import cook_soup
-    from sts.training import train
+    from sts.training import check_run_dir, train
 
     options.check(cfg, options.TRAIN)  # a wrong value fails now, not after an hour of stages
     output_dir = Path(cfg.paths.output_dir)  # resolved once: stage configs are composed below
+    check_run_dir(output_dir, cfg.ckpt_path, bool(cfg.get("overwrite", False)))
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     stages = stage_specs(cfg)
@@ -169,6 +170,7 @@ def run_stage(cfg: DictConfig, name: str, spec: DictConfig, folder: Path, done: 
         record()
         with open_dict(sub):
             sub.ckpt_path = "last" if (folder / "checkpoints" / "last.ckpt").is_file() else None
+            sub.overwrite = True  # claim() matched the folder's stage.yaml: what is there is this stage's own earlier try
         print(f"stage {name}: {describe(spec)} -> {folder}")
         encoder = (spec.get("inputs") or {}).get("encoder")
         run_recipe(sub, done[str(encoder)].encoder if encoder is not None else None)

@@ -13,15 +13,16 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from sts import checkpoint, console, options, provenance
 from sts.bundled import NAME as BUNDLED_NAME
-from sts.data.tables import writable_dir
+from sts.data.tables import check_apart, marker_content, writable_dir
 from sts.errors import Interrupted, STSError
 from sts.models import PairModule
 from sts.models.dropout import use_packed_dropout
-from sts.models.encoder import load_pretrained, sentence_transformers_pooling
+from sts.models.encoder import check_source, load_pretrained, resolve, sentence_transformers_pooling
 from sts.sweeps import isolate_multirun_job
 from sts.table import format_table
 
@@ -51,6 +52,51 @@ def check_output_dir(path: str | Path) -> Path:
     if free < MIN_FREE_BYTES:
         raise STSError(f"{path}: only {free / 2**20:.0f} MiB free on its disk; at least {MIN_FREE_BYTES / 2**20:.0f} MiB are needed for checkpoints")
     return path
+
+
+# what a run writes into its directory, and the marker that says train.py made that directory
+RUN_OUTPUTS = ("model.pt", "metrics.json", "checkpoints", "csv")
+RUN_MARKER = ".sts-run.json"
+
+
+def _resumes(folder: Path, ckpt_path: str | None) -> bool:
+    """Whether ckpt_path continues the run in `folder` (last, or a checkpoint of its own)."""
+    if ckpt_path in (None, ""):
+        return False
+    return ckpt_path == "last" or Path(ckpt_path).resolve().parent == (folder / "checkpoints").resolve()
+
+
+def check_run_dir(folder: Path, ckpt_path: str | None, overwrite: bool) -> None:
+    """Refuse a run directory that holds another run's outputs, which this run would replace or
+    delete: allowed when resuming that run, or with overwrite=true in a folder train.py wrote
+    (its marker, checked by content). Only global rank zero checks (other ranks run in its folder)."""
+    if getattr(rank_zero_only, "rank", 0) != 0 or _resumes(folder, ckpt_path):
+        return
+    found = [name for name in RUN_OUTPUTS if (folder / name).exists()]
+    if not found:
+        return
+    if not overwrite:
+        raise STSError(f"{folder}: holds an earlier run's {', '.join(found)}; resume it with ckpt_path=last, pick a new hydra.run.dir, or pass overwrite=true to replace that run")
+    marker = marker_content(folder / RUN_MARKER)
+    if marker is None or marker.get("written_by") != "train.py":
+        raise STSError(f"{folder}: overwrite=true only replaces a run directory train.py wrote (with its {RUN_MARKER}); this one holds {', '.join(found)} and is left alone")
+
+
+def claim_run_dir(cfg: DictConfig, output_dir: Path) -> None:
+    """Before any training: the run directory is this run's (`check_run_dir`), its outputs touch
+    none of its inputs, and its marker says train.py wrote it. A recipe's stages and this run's
+    own checkpoints are its own earlier work, not inputs to protect."""
+    data = {f"data.{s}": OmegaConf.select(cfg.data, s, default=None, throw_on_missing=False) for s in ("train", "val", "test")}
+    ckpt = None if cfg.ckpt_path == "last" else cfg.ckpt_path
+    inputs = {"encoder.name_or_path": cfg.encoder.name_or_path, "ckpt_path": ckpt, **data}
+    check_apart({"hydra.run.dir": output_dir, "model_file": cfg.model_file}, inputs, own=[output_dir / "stages", output_dir / "checkpoints"])
+    overwrite = bool(cfg.get("overwrite", False))
+    check_run_dir(output_dir, cfg.ckpt_path, overwrite)
+    model_file = Path(cfg.model_file)
+    if model_file.exists() and not (overwrite or _resumes(output_dir, cfg.ckpt_path)):
+        raise STSError(f"model_file={model_file}: already exists; pass overwrite=true to replace it (or resume its run with ckpt_path=last)")
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        (output_dir / RUN_MARKER).write_text(json.dumps({"written_by": "train.py", "task": cfg.task_name}) + "\n")
 
 
 def _resume_path(cfg: DictConfig, output_dir: Path, model: PairModule) -> str | None:
@@ -91,7 +137,7 @@ def fit(trainer: L.Trainer, model: PairModule, datamodule: Any, ckpt_path: str |
         resume = (
             f"resume with the same command plus hydra.run.dir={output_dir} ckpt_path=last ({last} is at step {_step_of(last)})"
             if last.is_file()
-            else "no checkpoint was written yet; run the same command again"
+            else f"no checkpoint was written yet; run the same command again (plus overwrite=true to reuse {output_dir})"
         )
         raise Interrupted(f"training interrupted ({how}) at step {trainer.global_step}: {resume}") from None
 
@@ -121,6 +167,8 @@ def prepare(cfg: DictConfig) -> tuple[Path, Any]:
     console.quiet_lightning()
     isolate_multirun_job()
     output_dir = check_output_dir(cfg.paths.output_dir)
+    check_source(resolve(cfg.encoder.name_or_path))  # a folder naming code to run fails before anything is written
+    claim_run_dir(cfg, output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.read()
@@ -186,18 +234,32 @@ def finish(
     return metrics
 
 
+def written_checkpoints(trainer: L.Trainer) -> set[Path]:
+    """The checkpoint files this run's callbacks recorded writing (a resumed run's records
+    include those of its interrupted part), each looked up by name in the callback's own folder
+    (as `selected_checkpoint` does): never a file another run or the user put there."""
+    found: set[Path] = set()
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            names = [*callback.best_k_models, callback.best_model_path, callback.last_model_path, callback.kth_best_model_path]
+        elif isinstance(callback, checkpoint.InterruptCheckpoint):
+            names = [str(callback.written)] if callback.written else []
+        else:
+            continue
+        folder = Path(callback.dirpath)
+        found |= {folder / Path(name).name for name in names if name and (folder / Path(name).name).is_file()}
+    return found
+
+
 def remove_checkpoints(trainer: L.Trainer) -> int:
-    """Delete the .ckpt files in the folders this run's checkpoint callbacks write to (and
-    those folders, once empty); returns the bytes freed. Only called once model.pt is written."""
-    folders = {Path(c.dirpath) for c in trainer.callbacks if isinstance(c, (ModelCheckpoint, checkpoint.InterruptCheckpoint)) and c.dirpath}
+    """Delete the checkpoint files this run wrote (`written_checkpoints`), and their folder once
+    empty; returns the bytes freed. Only called once model.pt is written."""
     freed = 0
-    for folder in folders:
-        for path in folder.glob("*.ckpt"):
-            if path.is_file() or path.is_symlink():
-                freed += path.lstat().st_size
-                path.unlink()
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+    for path in written_checkpoints(trainer):
+        freed += path.lstat().st_size
+        path.unlink()
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()
     return freed
 
 

@@ -75,7 +75,7 @@ def test_gold_pairs_are_written_first_with_the_teachers_scores(tiny_model_file: 
 
 
 def test_augment_refuses_to_overwrite_or_to_sample_with_a_cross_encoder(tiny_model_file: Path, tiny_cross_model_file: Path, small_train: Path, tmp_path: Path) -> None:
-    with pytest.raises(STSError, match="training input"):
+    with pytest.raises(STSError, match="refusing to write over the input data.train="):
         augment(compose_config("augment", [f"teacher={tiny_model_file}", f"out={small_train}", f"data.train={small_train}", "overwrite=true"]))
     existing = tmp_path / "exists.tsv"
     existing.write_text("keep me\n")

@@ -71,11 +71,12 @@ def test_an_interrupted_stage_resumes_and_a_finished_one_is_reused(tiny_encoder:
     resumed = []
     real_fit = training.fit
     monkeypatch.setattr(training, "fit", lambda trainer, model, dm, ckpt, out: (resumed.append((Path(out).name, ckpt)), real_fit(trainer, model, dm, ckpt, out))[1])
-    run_recipe(smoke_cfg(tiny_encoder, tmp_path / "run", "experiment=cross_from_sick", every_stage_too=one_epoch))
+    # the run's own step had finished too: running again into its folder takes overwrite=true
+    run_recipe(smoke_cfg(tiny_encoder, tmp_path / "run", "experiment=cross_from_sick", "overwrite=true", every_stage_too=one_epoch))
     assert resumed[0] == ("sick", str(sick / "checkpoints" / "last.ckpt"))
     resumed.clear()
     trained_at = (sick / "model.pt").stat().st_mtime_ns
-    run_recipe(smoke_cfg(tiny_encoder, tmp_path / "run", "experiment=cross_from_sick", every_stage_too=one_epoch))
+    run_recipe(smoke_cfg(tiny_encoder, tmp_path / "run", "experiment=cross_from_sick", "overwrite=true", every_stage_too=one_epoch))
     assert [name for name, _ in resumed] == ["run"] and (sick / "model.pt").stat().st_mtime_ns == trained_at
 
 

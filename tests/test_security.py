@@ -136,7 +136,10 @@ DAMAGED = [
     ("NaN weights", lambda c: c["state_dict"][next(k for k, v in c["state_dict"].items() if v.is_floating_point())].fill_(float("nan")), "holds NaN or infinite weights"),
     ("tokenizer file not text", lambda c: c["sts"]["tokenizer_files"].update({"vocab.txt": 5}), "tokenizer_files['vocab.txt'] is not text"),
     ("broken tokenizer.json", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer.json": "{not json"}), "does not make a tokenizer"),
-    ("tokenizer config with remote code", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": ["x.T", null]}}'}), "no auto_map allowed"),
+    ("tokenizer config with remote code", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": ["x.T", null]}}'}), "auto_map names remote code"),
+    ("custom tokenizer class", lambda c: c["sts"]["tokenizer_files"].update({"tokenizer_config.json": '{"tokenizer_class": "EvilTokenizer"}'}), "tokenizer_class='EvilTokenizer', which is not a tokenizer transformers defines"),
+    ("hub attention kernel", lambda c: c["sts"]["encoder_config"].update(_attn_implementation="kernels-community/flash-attn"), "_attn_implementation='kernels-community/flash-attn': only eager"),
+    ("attention falling back to hub kernels", lambda c: c["sts"]["encoder_config"].update(attn_implementation="flash_attention_2"), "attn_implementation='flash_attention_2': only eager"),
     ("metrics not a dict", lambda c: c["sts"].update(metrics="fast"), "sts.metrics is not a mapping"),
 ]
 
@@ -552,3 +555,185 @@ def test_valid_overrides_and_hydra_flags_pass() -> None:
     from sts.cli import check_overrides
 
     check_overrides(["-m", "--cfg", "job", "-cn", "predict", "ckpt=m.pt", "'columns=[a,b]'".strip("'"), "+x=1", "~y", "data.train=[a.csv,b.csv]", "model=bi_encoder,cross_encoder"])
+
+
+# --- model folders (issue 37) -------------------------------------------------------------------
+
+PROMPT = ("[y/N]", "trust_remote_code", "custom code")
+# (case, file, fields merged into it, message)
+CODE_IN_FOLDER = [
+    ("auto_map of an unknown model type", "config.json", {"model_type": "evilnet", "auto_map": {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}}, "auto_map names remote code"),
+    ("auto_map of a known model type", "config.json", {"auto_map": {"AutoModel": "evil.EvilModel"}}, "auto_map names remote code"),
+    ("hub attention kernel", "config.json", {"_attn_implementation": "kernels-community/flash-attn"}, "_attn_implementation='kernels-community/flash-attn': only eager, sdpa"),
+    ("attention that falls back to hub kernels", "config.json", {"attn_implementation": "flash_attention_2"}, "attn_implementation='flash_attention_2': only eager, sdpa"),
+    ("unknown attention", "config.json", {"attn_implementation": "my_fast_attention"}, "attn_implementation='my_fast_attention': only eager, sdpa"),
+    ("quantization backend", "config.json", {"quantization_config": {"quant_method": "hqq"}}, "quantization_config names code transformers would fetch or load"),
+    ("tokenizer auto_map", "tokenizer_config.json", {"auto_map": {"AutoTokenizer": ["evil.EvilTokenizer", None]}}, "auto_map names remote code"),
+    ("custom tokenizer class", "tokenizer_config.json", {"tokenizer_class": "EvilTokenizer"}, "tokenizer_class='EvilTokenizer', which is not a tokenizer transformers defines"),
+]
+
+
+def _folder_with_code(tiny_encoder: str, folder: Path, file: str, fields: dict[str, Any]) -> Path:
+    """A copy of the tiny encoder whose `file` gains `fields`, beside Python that would leave
+    PWNED next to it if anything ran it."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny_encoder, folder)
+    content = json.loads((folder / file).read_text())
+    (folder / file).write_text(json.dumps(content | fields))
+    code = f"open({str(folder.parent / 'PWNED')!r}, 'w').write('ran')\n"
+    (folder / "evil.py").write_text(code)
+    return folder
+
+
+@pytest.mark.parametrize("case", CODE_IN_FOLDER, ids=[c[0] for c in CODE_IN_FOLDER])
+def test_model_folder_naming_code_is_refused_by_every_loader(case: tuple, tiny_encoder: str, tmp_path: Path, capsys) -> None:
+    """sts.load (scoring, export folders) and training's encoder loading refuse the folder in one
+    line naming the file and field, before transformers reads it (no prompt, nothing run)."""
+    import sts
+    from sts.models.encoder import load_pretrained
+
+    _, file, fields, message = case
+    folder = _folder_with_code(tiny_encoder, tmp_path / "model", file, fields)
+    for loader in (sts.load, load_pretrained):
+        line = refused(capsys, loader, str(folder))
+        assert line.startswith(f"error: {folder / file}: refused: ") and message in line, line
+    assert not any(p in capsys.readouterr().out for p in PROMPT)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_train_refuses_a_model_folder_with_auto_map_without_prompting(tiny_encoder: str, tmp_path: Path) -> None:
+    """The reported case: train.py encoder.name_or_path=FOLDER reached transformers' "run the
+    custom code? [y/N]" prompt. Now one line, exit 2, no prompt, even with a 'y' waiting on stdin."""
+    _, file, fields, message = CODE_IN_FOLDER[0]
+    folder = _folder_with_code(tiny_encoder, tmp_path / "model", file, fields)
+    args = [str(ROOT / "train.py"), f"encoder.name_or_path={folder}", "logger=none", *TINY_TRAINER, f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_script(args, tmp_path, input="y\n")
+    line = one_line_error(result)
+    assert result.returncode == 2 and line.startswith(f"error: {folder / file}: refused: ") and message in line, line
+    assert not any(p in result.stdout + result.stderr for p in PROMPT), result.stdout[-2000:]
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "run" / "model.pt").exists()
+
+
+# --- run directories (issue 37) -----------------------------------------------------------------
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_training_into_an_earlier_runs_directory_is_refused_and_changes_nothing(tiny_encoder: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [str(ROOT / "train.py"), f"encoder.name_or_path={tiny_encoder}", *TINY_TRAINER, *ONE_EPOCH, f"hydra.run.dir={run_dir}"]
+    assert run_script(args, tmp_path).returncode == 0
+    first = contents(run_dir)
+    assert {"model.pt", "metrics.json"} <= set(first) and any(name.startswith("checkpoints/") for name in first) and any(name.startswith("csv/") for name in first)
+    for again in (args, [*args, "seed=7"], [*args, "keep_checkpoints=false"]):
+        line = one_line_error(run_script(again, tmp_path))
+        assert line.startswith(f"error: {run_dir}: holds an earlier run's model.pt, metrics.json, checkpoints, csv") and "ckpt_path=last" in line and "overwrite=true" in line, line
+        assert contents(run_dir) == first
+    result = run_script([*args, "overwrite=true"], tmp_path)
+    assert result.returncode == 0 and (run_dir / "model.pt").is_file(), result.stderr[-3000:]
+
+
+def test_overwrite_replaces_only_a_run_directory_train_wrote(tiny_cfg, tmp_path: Path, capsys) -> None:
+    """overwrite=true needs the run marker with train.py's content; a user's folder holding a
+    model.pt and metrics.json of its own, or a planted marker of other content, is left alone."""
+    cfg = tiny_cfg("overwrite=true")
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "model.pt").write_text("my model")
+    (run_dir / "metrics.json").write_text("my numbers")
+    for marker in (None, "", "{}", '{"written_by": "export.py"}', "[1]"):
+        if marker is not None:
+            (run_dir / ".sts-run.json").write_text(marker)
+        line = refused(capsys, train, cfg)
+        assert "overwrite=true only replaces a run directory train.py wrote" in line, line
+    assert (run_dir / "model.pt").read_text() == "my model" and (run_dir / "metrics.json").read_text() == "my numbers"
+
+
+def test_checkpoint_cleanup_removes_only_this_runs_files(tiny_cfg, capsys) -> None:
+    _, run_dir = _trained_run(tiny_cfg)
+    folder = run_dir / "checkpoints"
+    first_best = {p.name: p.read_bytes() for p in folder.glob("best-*.ckpt")}
+    assert first_best and (folder / "last.ckpt").is_file()
+    (folder / "mine.ckpt").write_bytes(b"the user's own checkpoint")
+    (folder / "best-epoch0-step999.ckpt").write_bytes(b"another run's checkpoint")
+    train(tiny_cfg(*ONE_EPOCH, "overwrite=true", "keep_checkpoints=false"))
+    left = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert left == first_best | {"mine.ckpt": b"the user's own checkpoint", "best-epoch0-step999.ckpt": b"another run's checkpoint"}
+
+
+# --- outputs around inputs (issue 37) -----------------------------------------------------------
+
+
+def test_export_into_the_folder_of_its_own_model_is_refused(tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+    """The reported case: ckpt=DIR/model.pt out=DIR overwrite=true, DIR an earlier export,
+    loaded the model and then removed DIR, model file included."""
+    folder = tmp_path / "exported"
+    export(compose_config("export", [f"ckpt={tiny_model_file}", "format=hf", f"out={folder}"]))
+    (folder / "model.pt").write_bytes(tiny_model_file.read_bytes())
+    before = contents(folder)
+    for out in (folder, tmp_path):
+        line = refused(capsys, export, compose_config("export", [f"ckpt={folder / 'model.pt'}", "format=hf", f"out={out}", "overwrite=true"]))
+        assert f"refusing to write over the input ckpt={folder / 'model.pt'}" in line, line
+    assert contents(folder) == before
+
+
+@pytest.mark.parametrize("marker", ["", "{}", "not json", '{"format": "hf"}', '{"format": "zip", "architecture": "BiEncoder", "ckpt": "m.pt", "threshold": 0.5}'])
+def test_export_overwrite_needs_a_marker_with_exports_content(marker: str, tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    (folder / ".sts-export.json").write_text(marker)
+    line = refused(capsys, export, compose_config("export", [f"ckpt={tiny_model_file}", "format=hf", f"out={folder}", "overwrite=true"]))
+    assert "only replaces a folder export.py wrote" in line, line
+    assert (folder / "thesis.tex").read_text() == "years of work"
+
+
+def test_every_command_refuses_an_output_around_its_input(tiny_model_file: Path, tiny_encoder: str, tiny_cfg, tmp_path: Path, capsys) -> None:
+    """Each command that writes checks its output against every path it reads: the output is one,
+    holds one, or lies inside a folder one is. Nothing is written or lost."""
+    import shutil
+
+    from sts.mining import mine
+
+    model_dir, encoder = tmp_path / "models", tmp_path / "encoder"
+    model_dir.mkdir()
+    shutil.copytree(tiny_encoder, encoder)
+    model = model_dir / "model.pt"
+    model.write_bytes(tiny_model_file.read_bytes())
+    inputs = pairs_csv(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a cat sits\na dog runs\na man plays guitar\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train.csv").write_text(PAIRS)
+    before = contents(tmp_path)
+    cases = [
+        (predict, predict_cfg(model, inputs, f"output={model}", "overwrite=true"), f"output={model}: refusing to write over the input ckpt={model} (the output is it)"),
+        (predict, predict_cfg(encoder, inputs, f"output={encoder / 'x.csv'}"), f"refusing to write over the input ckpt={encoder} (the output lies inside it)"),
+        (mine, compose_config("mine", [f"ckpt={model}", f"input={corpus}", f"output={model}", "overwrite=true"]), "refusing to write over the input ckpt"),
+        (embed, compose_config("embed", [f"encoder.name_or_path={encoder}", f"input={corpus}", f"out={encoder / 'e.npy'}"]), "input encoder.name_or_path"),
+        (augment, compose_config("augment", [f"teacher={model}", f"out={model}", "overwrite=true"]), "refusing to write over the input teacher"),
+        (evaluate, compose_config("evaluate", [f"ckpt={model}", f"out_dir={model_dir}"]), f"out_dir={model_dir}: refusing to write over the input ckpt={model} (the output contains it)"),
+        (evaluate, compose_config("evaluate", [f"ckpt={model}", f"out_dir={tmp_path}"]), "the output contains it"),
+        (train, tiny_cfg(f"data.train={inputs}", f"model_file={inputs}"), f"model_file={inputs}: refusing to write over the input data.train={inputs} (the output is it)"),
+        (train, tiny_cfg(f"model_file={inputs}"), f"model_file={inputs}: already exists; pass overwrite=true"),
+        (train, tiny_cfg(f"data.train={tmp_path / 'run' / 'train.csv'}"), "the output contains it"),
+        (train, tiny_cfg(f"encoder.name_or_path={tmp_path / 'run'}"), "the output is it"),
+    ]
+    for fn, cfg, message in cases:
+        line = refused(capsys, fn, cfg)
+        assert message in line, line
+    assert contents(tmp_path) == before
+
+
+def test_evaluate_keeps_a_training_runs_metrics(tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"experiment": "train", "metrics": {}}')
+    line = refused(capsys, evaluate, compose_config("evaluate", [f"ckpt={tiny_model_file}", f"out_dir={run_dir}"]))
+    assert f"{run_dir / 'metrics.json'}: was not written by evaluate.py" in line, line
+    assert (run_dir / "metrics.json").read_text() == '{"experiment": "train", "metrics": {}}'

@@ -41,7 +41,7 @@ def test_zero_shot_evaluates_without_fitting(tiny_cfg) -> None:
 
 def test_same_seed_same_metrics(tiny_cfg) -> None:
     a = train(tiny_cfg("trainer.deterministic=true"))
-    b = train(tiny_cfg("trainer.deterministic=true"))
+    b = train(tiny_cfg("trainer.deterministic=true", "overwrite=true"))  # the same run directory again
     assert a["val/spearman"] == pytest.approx(b["val/spearman"], abs=1e-6)
 
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,52 @@ def writable_dir(path: Path) -> Path:
     probe.write_bytes(b"")
     probe.unlink()
     return path
+
+
+def _given_paths(value: Any) -> list[Path]:
+    """The local paths an option names: one, several (a list), or none (null, empty)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, Path)):
+        return [Path(value)]
+    return [p for item in value for p in _given_paths(item)]
+
+
+def check_apart(outputs: Mapping[str, Any], inputs: Mapping[str, Any], own: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, an output (option name -> path) that is an existing input (by any
+    spelling, symlink or hard link), contains one, or lies inside one: writing it, or replacing
+    the folder, could destroy what the command reads. Inputs inside `own` (folders of the command's
+    own earlier work, e.g. a recipe's stages) are not the user's and are allowed."""
+    mine = [folder.resolve() for folder in own]
+    for out_name, out in outputs.items():
+        for output in _given_paths(out):
+            target = output.resolve()
+            for in_name, value in inputs.items():
+                for given in _given_paths(value):
+                    if not given.exists():
+                        continue
+                    source = given.resolve()
+                    if any(source == folder or folder in source.parents for folder in mine):
+                        continue
+                    if source == target or (output.exists() and os.path.samefile(output, given)):
+                        relation = "is"
+                    elif target in source.parents:
+                        relation = "contains"
+                    elif source in target.parents:
+                        relation = "lies inside"
+                    else:
+                        continue
+                    raise STSError(f"{out_name}={output}: refusing to write over the input {in_name}={given} (the output {relation} it); choose another {out_name}=")
+
+
+def marker_content(path: Path) -> dict[str, Any] | None:
+    """The JSON object a command wrote into its output as a marker, or None when `path` is
+    missing or holds anything else: a marker is trusted by its content, not its name."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sts import checks
 from sts.errors import STSError
 
 POOLING_MODES = ("mean", "cls", "max")
@@ -27,6 +28,49 @@ def resolve(name_or_path: str | None) -> str:
     return str(name_or_path)
 
 
+# the files of a model folder that tell transformers what to build, and the rule each must pass
+SOURCE_FILES = {"config.json": checks.model_config, "tokenizer_config.json": checks.tokenizer_config}
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A model folder's JSON file, which must hold an object (one line naming it if not)."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise STSError(f"{path}: not readable JSON ({type(e).__name__})") from None
+    if not isinstance(content, dict):
+        raise STSError(f"{path}: must hold a JSON object")
+    return content
+
+
+def _source_file(name_or_path: str, filename: str) -> Path | None:
+    """`filename` of a local folder, or of a hub id (fetched into, or found in, the cache)."""
+    folder = Path(name_or_path)
+    if folder.is_dir():
+        return folder / filename if (folder / filename).is_file() else None
+    from transformers.utils import cached_file
+
+    try:
+        found = cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
+    except (OSError, ValueError):  # not a hub id, or not reachable: from_pretrained says so in its own words
+        return None
+    return Path(found) if found else None
+
+
+def check_source(name_or_path: str) -> None:
+    """Refuse a model folder (or hub id) whose config or tokenizer config names code to run,
+    fetch or load, before transformers reads it: transformers would otherwise prompt to run the
+    folder's Python (auto_map) or fetch a Hub kernel (attention). One line naming file and field."""
+    for filename, rule in SOURCE_FILES.items():
+        path = _source_file(name_or_path, filename)
+        if path is None:
+            continue
+        try:
+            rule(read_json_object(path))
+        except checks.Invalid as e:
+            raise STSError(f"{path}: refused: {e}") from None
+
+
 # the config fields that hold an encoder's dropout probabilities, across BERT-, RoBERTa-, MPNet-
 # and DistilBERT-style configs (attention dropout included: SDPA attention reads it as a float)
 DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
@@ -43,9 +87,10 @@ def load_pretrained(name_or_path: str | None, dropout: float | None = None) -> t
 
     hf_logging.disable_progress_bar()  # a bar per weight file on stderr says nothing a user needs
     path = resolve(name_or_path)
+    check_source(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
         if dropout is not None:
             if not 0.0 <= dropout < 1.0:
                 raise STSError(f"encoder.dropout must be in [0, 1), got {dropout}")
@@ -54,7 +99,7 @@ def load_pretrained(name_or_path: str | None, dropout: float | None = None) -> t
                 raise STSError(f"encoder.dropout: {path!r} ({config.model_type}) has none of the dropout fields {DROPOUT_FIELDS}")
             for field in fields:
                 setattr(config, field, float(dropout))
-        encoder = AutoModel.from_pretrained(path, config=config)
+        encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise STSError(
             f"encoder {path!r} could not be loaded: it is not a model folder here and could not be "
