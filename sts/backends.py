@@ -21,15 +21,19 @@ What each costs in STS-B Spearman and gains in speed is measured by experiments/
 (README "Performance"); backend=auto (sts.precision.choose_backend) picks by the hardware.
 
 The built graph is cached under $STS_CACHE (default ~/.cache/sts), keyed by the weights and
-settings, so a server's workers and repeated predict runs build it once.
+settings, so a server's workers and repeated predict runs build it once. Each entry has a sidecar
+(`<entry>.sha256`: the key and each file's sha256) written after the files; an entry that fails
+it (planted, truncated, half-written) is rebuilt, and a cache folder others can write is refused.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sts.data.tables import atomic_output
 from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.cross_encoder import CrossEncoder
@@ -64,6 +69,61 @@ class _Graph(torch.nn.Module):
 
 def cache_dir() -> Path:
     return Path(os.environ.get("STS_CACHE", "~/.cache/sts")).expanduser() / "onnx"
+
+
+def private_cache_dir() -> Path:
+    """`cache_dir()`, created private (0o700) where missing, and refused when someone else could
+    write into it: whoever can plant a graph there decides every score. The default's parent
+    (~/.cache/sts) is ours too and checked alike; a folder STS_CACHE names is the user's choice."""
+    folder = cache_dir()
+    try:
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise STSError(f"{folder}: cannot write the ONNX cache there ({e.strerror or e}); set STS_CACHE=<a writable folder>") from None
+    for place in (folder,) if "STS_CACHE" in os.environ else (folder, folder.parent):
+        info = place.stat()
+        if info.st_uid != os.getuid():
+            raise STSError(f"{place}: the ONNX cache folder is owned by another user (uid {info.st_uid}), who could plant graphs in it; set STS_CACHE=<a folder of your own>")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise STSError(f"{place}: the ONNX cache folder is writable by other users, who could plant graphs in it; run chmod go-w {place}, or set STS_CACHE=<a private folder>")
+    return folder
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _entry_files(path: Path) -> list[Path]:
+    """The files of a cache entry: the .onnx graph, or an OpenVINO IR's .bin weights and .xml graph
+    (in the order they are moved in)."""
+    return [path.with_suffix(".bin"), path] if path.suffix == ".xml" else [path]
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def entry_problem(path: Path, key: str) -> str | None:
+    """Why the cache entry at `path` cannot be trusted (None: it can): its sidecar, written last,
+    must name `key` and the sha256 of each of its files as they are now."""
+    try:
+        record = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        files = record.get("files") if isinstance(record, dict) and record.get("key") == key else None
+        if not isinstance(files, dict):
+            return "its digest file names other weights"
+        for file in _entry_files(path):
+            if files.get(file.name) != _file_digest(file):
+                return f"{file.name} differs from the digest written when it was built"
+    except FileNotFoundError as e:
+        return f"{Path(e.filename).name} is missing"
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        return f"unreadable ({type(e).__name__})"
+    return None
 
 
 def default_calibration() -> list[str]:
@@ -123,19 +183,27 @@ class GraphEncoder:
         return digest.hexdigest()[:32]
 
     def _cached_graph(self, version: str) -> Path:
-        folder = cache_dir()
-        path = folder / f"{self._key(version)}-{self.quantize}.onnx"
+        """The graph for these weights and settings: the cached entry when its digests check out,
+        else (missing, half-written, truncated, planted) built afresh and put in place atomically."""
+        folder = private_cache_dir()
+        key = self._key(version)
+        path = folder / f"{key}-{self.quantize}.onnx"
         if self.runtime == "openvino" and self.quantize != "none":
             path = path.with_suffix(".xml")  # an OpenVINO IR: the .xml graph and its .bin weights
-        if path.is_file():
-            return path
+        if any(p.exists() for p in [*_entry_files(path), _sidecar(path)]):
+            problem = entry_problem(path, key)
+            if problem is None:
+                return path
+            log.warning("%s: cached graph not trusted (%s); rebuilding it", path, problem)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=folder) as tmp:
                 built = self._build(Path(tmp))
-                if built.suffix == ".xml":
-                    os.replace(built.with_suffix(".bin"), path.with_suffix(".bin"))
-                os.replace(built, path)  # whole or not at all: another worker may be building it too
+                files = {target.name: _file_digest(source) for source, target in zip(_entry_files(built), _entry_files(path))}
+                _sidecar(path).unlink(missing_ok=True)  # a reader in between sees an entry without digest: rebuilds, never trusts
+                for source, target in zip(_entry_files(built), _entry_files(path)):
+                    os.replace(source, target)  # whole or not at all: another worker may be building it too
+                with atomic_output(_sidecar(path), overwrite=True) as sidecar:  # last: the entry is complete
+                    json.dump({"key": key, "files": files}, sidecar)
         except OSError as e:
             raise STSError(f"{folder}: cannot write the ONNX cache there ({e.strerror or e}); set STS_CACHE=<a writable folder>") from None
         return path

@@ -71,7 +71,7 @@ def test_auto_scores_in_openvino_int8_on_a_cpu_without_bf16(model_file: str, req
     monkeypatch.setattr(sts.precision, "int8_dot_products", lambda: "avx512_vnni")
     auto = sts.load(path)
     assert auto.info["backend"] == "openvino" and auto.info["precision"] == "int8"
-    assert sorted(p.suffix for p in cache.iterdir()) == [".bin", ".xml"]  # NNCF's IR, cached
+    assert sorted(p.suffix for p in cache.iterdir()) == [".bin", ".sha256", ".xml"]  # NNCF's IR, cached with its digests
     torch_scores = sts.load(path, precision="fp32").score(S1, S2, clip=False)
     scores = auto.score(S1, S2, clip=False)
     assert np.abs(scores - torch_scores).max() < 0.05 and not np.allclose(scores, torch_scores, atol=1e-7)  # quantized, and close
@@ -99,8 +99,8 @@ def test_static_quantization_is_calibrated_on_the_given_sentences(tiny_model_fil
 
 def test_graph_is_built_once_and_embeddings_come_from_it(tiny_model_file: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = sts.load(tiny_model_file, backend="onnx", quantize="none")
-    built = list(cache.iterdir())
-    assert len(built) == 1 and not [p for p in cache.iterdir() if p.is_dir()]  # no temporary folder left
+    built = sorted(p.suffix for p in cache.iterdir())
+    assert built == [".onnx", ".sha256"] and not [p for p in cache.iterdir() if p.is_dir()]  # the graph and its digests, no temporary folder left
     monkeypatch.setattr(backends.OnnxEncoder, "_build", lambda self, tmp: pytest.fail("rebuilt a cached graph"))
     again = sts.load(tiny_model_file, backend="onnx", quantize="none")
     np.testing.assert_allclose(again.embed(S1), sts.load(tiny_model_file, precision="fp32").embed(S1), atol=1e-5)
@@ -140,3 +140,84 @@ def test_predict_with_the_onnx_backend(tiny_model_file: Path, tmp_path: Path) ->
     np.testing.assert_allclose(scores, sts.load(tiny_model_file, precision="fp32").score(S1, S2), atol=2e-6)
     refused = run_cli([str(ROOT / "predict.py"), f"ckpt={tiny_model_file}", f"input={pairs}", "backend=onnx", "trainer.devices=2", f"output={tmp_path / 'two.csv'}"], tmp_path)
     assert refused.returncode != 0 and "backend=onnx scores in one process" in refused.stderr
+
+
+def _planted_graph(names: list[str], out: Path) -> None:
+    """A valid ONNX graph with the cached graph's inputs that gives every sentence the same embedding."""
+    import torch
+
+    class Constant(torch.nn.Module):
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return torch.ones(inputs[0].shape[0], 32) + 0 * inputs[0][:, :1].float()
+
+    example = tuple(torch.ones(2, 5, dtype=torch.long) for _ in names)
+    torch.onnx.export(Constant(), example, str(out), input_names=names, output_names=["output"],
+                      dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}, opset_version=17, dynamo=False)
+
+
+def entry_trusted(graph: Path) -> bool:
+    return backends.entry_problem(graph, graph.name.split("-")[0]) is None
+
+
+@pytest.mark.parametrize("damage", ["planted", "truncated", "empty", "garbage", "digest removed"])
+def test_a_cache_entry_that_fails_its_digest_is_rebuilt(damage: str, tiny_model_file: Path, cache: Path, caplog: pytest.LogCaptureFixture) -> None:
+    torch_scores = sts.load(tiny_model_file, precision="fp32").score(S1, S2, clip=False)
+    first = sts.load(tiny_model_file, backend="onnx", quantize="none")
+    (graph,) = cache.glob("*.onnx")
+    content = graph.read_bytes()
+    if damage == "planted":
+        _planted_graph(first._scorer.encode.names, graph)
+    elif damage == "digest removed":
+        graph.with_name(graph.name + ".sha256").unlink()
+    else:
+        graph.write_bytes({"truncated": content[: len(content) // 2], "empty": b"", "garbage": b"\x00garbage" * 100}[damage])
+    with caplog.at_level("WARNING", logger="sts.backends"):
+        again = sts.load(tiny_model_file, backend="onnx", quantize="none")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "cached graph not trusted" in said[0] and "rebuilding it" in said[0], said
+    np.testing.assert_allclose(again.score(S1, S2, clip=False), torch_scores, atol=1e-5)
+    assert entry_trusted(graph)
+
+
+def test_a_truncated_openvino_ir_is_rebuilt(tiny_model_file: Path, cache: Path) -> None:
+    torch_scores = sts.load(tiny_model_file, precision="fp32").score(S1, S2, clip=False)
+    sts.load(tiny_model_file, backend="openvino", quantize="static")
+    (weights,) = cache.glob("*.bin")
+    weights.write_bytes(weights.read_bytes()[:100])
+    scores = sts.load(tiny_model_file, backend="openvino", quantize="static").score(S1, S2, clip=False)
+    assert np.abs(scores - torch_scores).max() < 0.05
+    assert entry_trusted(weights.with_suffix(".xml"))
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707], ids=["group", "others"])
+def test_a_cache_folder_others_can_write_is_refused(mode: int, tiny_model_file: Path, cache: Path) -> None:
+    cache.mkdir(parents=True)
+    cache.chmod(mode)
+    with pytest.raises(STSError, match=rf"^{cache}: the ONNX cache folder is writable by other users.*chmod go-w {cache}, or set STS_CACHE"):
+        sts.load(tiny_model_file, backend="onnx")
+    assert not list(cache.iterdir())
+
+
+def test_a_cache_folder_of_another_user_is_refused(tiny_model_file: Path, cache: Path) -> None:
+    import os
+
+    if os.getuid() != 0:
+        pytest.skip("giving a folder to another user needs root")
+    cache.mkdir(parents=True, mode=0o700)
+    os.chown(cache, 65534, 65534)
+    with pytest.raises(STSError, match=rf"^{cache}: the ONNX cache folder is owned by another user"):
+        sts.load(tiny_model_file, backend="onnx")
+
+
+def test_the_cache_is_created_private(tiny_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv("STS_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    old = os.umask(0o002)  # a umask that would make new folders group-writable
+    try:
+        sts.load(tiny_model_file, backend="onnx", quantize="none")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "home" / ".cache" / "sts", tmp_path / "home" / ".cache" / "sts" / "onnx"):
+        assert folder.stat().st_mode & 0o777 == 0o700
