@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback
 from sts import checks
 from sts.errors import STSError
 from sts.models import ARCHITECTURES, PairModule
-from sts.models.encoder import POOLING_MODES
+from sts.models.encoder import POOLING_MODES, check_tokenizer
 
 
 def save(module: PairModule, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
@@ -50,21 +50,6 @@ TOKENIZER_FILES = frozenset(
 MAX_TOKENIZER_BYTES = 64 * 2**20
 # encoder families the bi- and cross-encoder are built on (AutoModel, no remote code)
 ENCODER_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "mpnet", "distilbert", "electra", "albert", "deberta", "deberta-v2", "modernbert"})
-# sizes an encoder config may declare; the built module must then match the stored tensors
-ENCODER_SIZES = {
-    "vocab_size": checks.integer(1, 1_000_000),
-    "hidden_size": checks.integer(1, 8192),
-    "dim": checks.integer(1, 8192),
-    "num_hidden_layers": checks.integer(1, 128),
-    "n_layers": checks.integer(1, 128),
-    "num_attention_heads": checks.integer(1, 256),
-    "n_heads": checks.integer(1, 256),
-    "intermediate_size": checks.integer(1, 65536),
-    "hidden_dim": checks.integer(1, 65536),
-    "max_position_embeddings": checks.integer(1, 65536),
-    "type_vocab_size": checks.integer(0, 64),
-    "embedding_size": checks.integer(1, 8192),
-}
 _COMMON_HPARAMS = {
     "max_length": checks.integer(1, 8192),
     "freeze_encoder": checks.boolean(),
@@ -127,7 +112,7 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
         checks.model_config(config)
     except checks.Invalid as e:
         raise STSError(f"{path}: checkpoint field sts.encoder_config {e}") from None
-    for key, rule in ENCODER_SIZES.items():
+    for key, rule in checks.ENCODER_SIZES.items():
         if key in config:
             config[key] = _field(path, f"sts.encoder_config.{key}", config[key], rule)
     max_length, positions = hparams.get("max_length", 128), config.get("max_position_embeddings")
@@ -220,9 +205,10 @@ def _tokenizer(payload: dict[str, Any], path: str | Path) -> Any:
         for name, content in payload["tokenizer_files"].items():
             (Path(tmp) / name).write_text(content, encoding="utf-8")
         try:
-            return AutoTokenizer.from_pretrained(tmp, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(tmp, trust_remote_code=False)
         except Exception as e:  # tokenizers raises plain Exceptions from Rust for malformed files
             raise STSError(f"{path}: checkpoint field sts.tokenizer_files does not make a tokenizer ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    return check_tokenizer(tokenizer, f"{path}: checkpoint field sts.tokenizer_files")
 
 
 def build(payload: dict[str, Any], path: str | Path = "checkpoint", tokenizer: Any = None) -> PairModule:

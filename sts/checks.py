@@ -171,6 +171,22 @@ def plain_data(value: Any, max_depth: int = 6, max_items: int = 100_000, leaf: C
     walk(value, 0)
 
 
+# sizes an encoder config (a checkpoint's payload or a model folder's config.json) may declare;
+# the built module must then match the stored tensors
+ENCODER_SIZES = {
+    "vocab_size": integer(1, 1_000_000),
+    "hidden_size": integer(1, 8192),
+    "dim": integer(1, 8192),
+    "num_hidden_layers": integer(1, 128),
+    "n_layers": integer(1, 128),
+    "num_attention_heads": integer(1, 256),
+    "n_heads": integer(1, 256),
+    "intermediate_size": integer(1, 65536),
+    "hidden_dim": integer(1, 65536),
+    "max_position_embeddings": integer(1, 65536),
+    "type_vocab_size": integer(0, 64),
+    "embedding_size": integer(1, 8192),
+}
 # attention a model folder's config may name: torch's own kernels. Anything else may make
 # transformers fetch a kernel from the Hub ("org/repo") or load a native extension; the
 # flash_attention_* names fall back to Hub kernels when flash-attn is not installed.
@@ -178,6 +194,9 @@ LOCAL_ATTENTION = ("eager", "sdpa", "flex_attention")
 # config fields that name code for transformers to fetch, import or compile: never honoured
 CODE_FIELDS = ("auto_map", "custom_pipelines", "quantization_config", "experts_implementation", "_experts_implementation")
 ATTENTION_FIELDS = ("attn_implementation", "_attn_implementation")
+# the weights' precision a config may declare (transformers resolves the name on torch)
+DTYPE_FIELDS = ("dtype", "torch_dtype")
+FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
 def _nested_dicts(value: Any) -> list[dict[str, Any]]:
@@ -208,6 +227,23 @@ def model_config(value: Any) -> dict[str, Any]:
             attention = node.get(field)
             if attention is not None and attention not in LOCAL_ATTENTION:
                 raise Invalid(f"has {field}={shown(attention, 40)}: only {', '.join(LOCAL_ATTENTION)} are allowed (other attention names a Hub kernel or native code)")
+        for field in DTYPE_FIELDS:
+            dtype = node.get(field)
+            if dtype is not None and dtype not in FLOAT_DTYPES:
+                raise Invalid(f"has {field}={shown(dtype, 40)}: must be one of {', '.join(FLOAT_DTYPES)} (or null)")
+    return value
+
+
+def folder_model_config(value: Any) -> dict[str, Any]:
+    """A model folder's config.json: `model_config`, and sizes within ENCODER_SIZES (checked
+    before transformers builds anything from them)."""
+    model_config(value)
+    for key, rule in ENCODER_SIZES.items():
+        if key in value:
+            try:
+                rule(value[key])
+            except Invalid as e:
+                raise Invalid(f"has {key}={shown(value[key])}: {e}") from None
     return value
 
 

@@ -7,14 +7,13 @@ our CrossEncoder (the inverse of `export.sequence_classifier`). Nothing runs rem
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 from sts.checkpoint import ENCODER_TYPES
 from sts.errors import STSError
 from sts.models import BiEncoder, CrossEncoder, PairModule
-from sts.models.encoder import check_source, load_pretrained, read_json_object, sentence_transformers_pooling
+from sts.models.encoder import check_source, check_tokenizer, check_weights_fit, load_pretrained, read_json_object, refuse_missing, sentence_transformers_pooling
 
 # written by export.py into every folder it makes (threshold and the metrics of the model file)
 MARKER = ".sts-export.json"
@@ -38,14 +37,18 @@ def _declared_length(folder: Path, tokenizer: Any) -> int:
     return int(min(declared, 512)) if isinstance(declared, int) and declared > 0 else DEFAULT_MAX_LENGTH
 
 
-def _cross_encoder(name: str, max_length: int | None) -> CrossEncoder:
+def _cross_encoder(name: str, config: Any, max_length: int | None) -> CrossEncoder:
+    """The exported classifier for scoring: its head must be in the weights, like every layer."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    check_weights_fit(name, config, AutoModelForSequenceClassification)
     try:
-        classifier = AutoModelForSequenceClassification.from_pretrained(name, trust_remote_code=False)
+        classifier, info = AutoModelForSequenceClassification.from_pretrained(name, config=config, trust_remote_code=False, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise STSError(f"{name}: cannot load the sequence classifier ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    refuse_missing(name, info)
+    check_tokenizer(tokenizer, name)
     if classifier.config.num_labels != 1:
         raise STSError(f"{name}: a sequence classifier with {classifier.config.num_labels} labels; a similarity cross-encoder has one (a score)")
     encoder = getattr(classifier, classifier.base_model_prefix)
@@ -67,7 +70,7 @@ def _build(name: str, folder: Path, config: Any, pooling: str | None, max_length
     if is_cross_encoder(folder, config):
         if pooling not in (None, "cls"):
             raise STSError(f"pooling={pooling}: a sequence-classifier folder reads the [CLS] state")
-        return _cross_encoder(name, max_length)
+        return _cross_encoder(name, config, max_length)
     tokenizer, encoder = load_pretrained(name)
     pooling = pooling or sentence_transformers_pooling(name) or "mean"
     return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=max_length or _declared_length(folder, tokenizer), pooling=pooling)
@@ -96,8 +99,6 @@ def load(name: str, pooling: str | None = None, max_length: int | None = None) -
         module = _build(name, folder, config, pooling, max_length)
     except STSError:
         raise
-    except pickle.UnpicklingError:
-        raise STSError(f"{name}: refused: its weights file holds objects other than tensors, which could run code (use safetensors)") from None
     except Exception as e:  # transformers and tokenizers raise many types for a broken folder
         raise STSError(f"{name}: cannot load the model in it ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
     marker = read_json_object(folder / MARKER) if (folder / MARKER).is_file() else {}
