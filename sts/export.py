@@ -181,6 +181,10 @@ def export(cfg: DictConfig) -> Path:
     options.check(cfg, options.EXPORT)
     out = Path(cfg.out)
     check_apart({"out": out}, {"ckpt": cfg.ckpt})
+    if out.is_symlink():
+        raise STSError(f"out={out}: is a symlink (to {os.readlink(out)}); give the folder itself, as out= names the folder replaced")
+    if out.resolve() == Path.cwd().resolve() or out.resolve() in Path.cwd().resolve().parents:
+        raise STSError(f"out={out}: is the current folder or one above it, which an export would replace; name a new folder, e.g. out=export")
     if out.exists() and not out.is_dir():
         raise STSError(f"{out}: exists and is not a folder; choose another out=")
     if out.is_dir() and any(out.iterdir()):

@@ -321,6 +321,8 @@ def _place_exclusively(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
+        if path.is_symlink() and not path.exists():
+            raise STSError(f"{path}: is a symlink to {os.readlink(path)}, which does not exist; nothing was written through it (remove the link, or pass overwrite=true to replace it)") from None
         raise STSError(f"{path}: appeared while this ran (another process writing the same output?); nothing was written over it, pass overwrite=true to replace it") from None
     except OSError:  # a file system without hard links: check, then rename (a narrow race remains)
         if path.exists():
