@@ -77,11 +77,12 @@ def check_source(name_or_path: str) -> None:
 
 
 def _check_links(folder: Path) -> None:
-    """Every symlink in a model folder points inside it (or, for a Hugging Face cache snapshot
-    folder, into its repository's blobs/)."""
+    """Every symlink in a model folder and its subfolders (1_Pooling/, the depth transformers and
+    sentence-transformers read) points inside it, or for a Hugging Face cache snapshot folder into
+    its repository's blobs/."""
     root = folder.resolve()
     allowed = [root, *([root.parent.parent / "blobs"] if root.parent.name == "snapshots" else [])]
-    for entry in sorted(folder.rglob("*")):
+    for entry in sorted([*folder.glob("*"), *folder.glob("*/*")]):
         if entry.is_symlink():
             target = entry.resolve()
             if not any(target == place or place in target.parents for place in allowed):
