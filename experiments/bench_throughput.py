@@ -53,10 +53,14 @@ CASES = [
     "predict_bi_stsb_ours_openvino", "predict_bi_stsb_ours_openvino_fp32",
     "predict_cross_stsb_ours_fp32", "predict_cross_stsb_ours_int8", "predict_cross_stsb_ours_int8static",
     "predict_cross_stsb_ours_openvino", "predict_cross_stsb_ours_openvino_fp32",
+    "predict_bi_stsb_ours_openvino_int8", "predict_cross_stsb_ours_openvino_int8",
 ]
 # variant -> (precision, backend, quantize) of our scoring, or the trainer precision of our training
 SCORING_VARIANTS = {"fp32": ("fp32", "torch", None), "int8": ("fp32", "onnx", "dynamic"), "int8static": ("fp32", "onnx", "static"),
-                    "openvino": ("auto", "openvino", None), "openvino_fp32": ("fp32", "openvino", None)}
+                    "openvino": ("auto", "openvino", "none"), "openvino_fp32": ("fp32", "openvino", "none"), "openvino_int8": ("auto", "openvino", "static")}
+# --as-host: what our hardware checks (sts.precision) see in the workers, for a run whose runtimes
+# the caller capped to that host's instructions (ONEDNN_MAX_CPU_ISA)
+AS_HOST = {"vnni": {"native_bf16": None, "int8_dot_products": "avx512_vnni"}, "avx2": {"native_bf16": None, "int8_dot_products": None}}
 # issue 22's targets (median ratio ours/peer with the defaults), by host kind
 TARGETS = {"amx": {"predict_bi_stsb": 2.5, "predict_cross_stsb": 2.0, "train_bi": 2.5, "train_cross": 2.5},
            "any": {"predict_bi_stsb": 2.0, "predict_cross_stsb": 1.6, "train_bi": 1.7, "train_cross": 1.7}}
@@ -211,8 +215,9 @@ def train_peer(arch: str, args: argparse.Namespace) -> list[float]:
 def predict_ours(arch: str, case: str, args: argparse.Namespace, variant: str | None = None) -> tuple[list[float], np.ndarray]:
     import sts
 
-    precision, backend, quantize = SCORING_VARIANTS[variant] if variant else (args.precision, "torch", None)
+    precision, backend, quantize = SCORING_VARIANTS[variant] if variant else (args.precision, "auto", None)
     model = sts.load(args.models[f"{arch}_pt"], batch_size=args.batch_size_eval, precision=precision, device=args.device, backend=backend, quantize=quantize)
+    args.ran = f"{model.info['backend']} {model.info['precision']}"  # what backend=auto and OpenVINO chose
     s1, s2 = pairs_for(case, args.quick)
     result: dict[str, np.ndarray] = {}
     times = timed(lambda: result.__setitem__("scores", model.score(s1, s2, clip=False)), args.repeats)
@@ -225,7 +230,7 @@ def predict_peer(arch: str, case: str, args: argparse.Namespace) -> tuple[list[f
     if arch == "bi":
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(args.models["bi_st"], device=args.device)
+        model = SentenceTransformer(args.models.get("bi_st_trained", args.models["bi_st"]), device=args.device)
         model.max_seq_length = args.max_length
 
         def once() -> None:
@@ -249,9 +254,15 @@ def predict_peer(arch: str, case: str, args: argparse.Namespace) -> tuple[list[f
 def worker(case: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.as_host:
+        from sts import precision
+
+        for name, value in AS_HOST[args.as_host].items():
+            setattr(precision, name, lambda *a, value=value: value)
     parts = case.split("_")
     kind, arch = parts[0], parts[1]
-    who, variant = ("ours", parts[-1]) if parts[-1] not in ("ours", "peer") else (parts[-1], None)
+    who = "peer" if case.endswith("_peer") else "ours"
+    variant = case.split("_ours")[1].lstrip("_") or None if who == "ours" else None  # e.g. openvino_fp32
     scores = None
     if kind == "train":
         times = train_ours(arch, args, variant) if who == "ours" else train_peer(arch, args)
@@ -259,7 +270,7 @@ def worker(case: str, args: argparse.Namespace) -> dict:
     else:
         times, scores = predict_ours(arch, case, args, variant) if who == "ours" else predict_peer(arch, case, args)
         items = len(scores)
-    out = {"case": case, "times": times, "items": items, "per_s": [items / t for t in times],
+    out = {"case": case, "times": times, "items": items, "per_s": [items / t for t in times], "ran": getattr(args, "ran", None),
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if scores is not None:
         path = Path(args.workdir) / f"{case}.npy"
@@ -289,6 +300,10 @@ def prepare_models(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
     models["cross_st"] = str(workdir / "cross_st")
     (workdir / "cross_st").mkdir()
     save_sentence_transformers(checkpoint.load(models["cross_pt"]), workdir / "cross_st")
+    if args.bi_model:  # scored with the same trained weights on both sides; training starts from the untrained MiniLM
+        models["bi_pt"], models["bi_st_trained"] = args.bi_model, str(workdir / "bi_st_trained")
+        (workdir / "bi_st_trained").mkdir()
+        save_sentence_transformers(checkpoint.load(args.bi_model), workdir / "bi_st_trained")
     return models
 
 
@@ -303,6 +318,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and pairs: under 5 minutes on 2 CPU cores")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="ours; the peer stays fp32 unless bf16")
     parser.add_argument("--cross-model", help="a trained cross-encoder model.pt (scoring cases; training starts from the untrained one)")
+    parser.add_argument("--bi-model", help="a trained bi-encoder model.pt (scoring cases, both sides; training starts from the untrained MiniLM)")
+    parser.add_argument("--as-host", choices=sorted(AS_HOST), help="our hardware checks see this host kind (cap the runtimes to it: ONEDNN_MAX_CPU_ISA)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--batch-size", type=int, default=16, help="training batch size")
@@ -330,6 +347,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--worker", case, "--workdir", tmp, "--models", json.dumps(models)]
             cmd += [f"--precision={args.precision}", f"--device={args.device}", f"--threads={args.threads}", f"--batch-size={args.batch_size}",
                     f"--batch-size-eval={args.batch_size_eval}", f"--max-length={args.max_length}", f"--steps={args.steps}", f"--repeats={args.repeats}"]
+            cmd += [f"--as-host={args.as_host}"] if args.as_host else []
             if args.quick:
                 cmd.append("--quick")
             proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false", STS_CACHE=tmp))
@@ -341,12 +359,14 @@ def main() -> None:
         scores = {c: np.load(r["scores"]) for c, r in results.items() if "scores" in r}
 
     host = provenance.cpu()
-    kind = "amx" if host["amx"] else "any"
+    kind = "amx" if host["amx"] and not args.as_host else "any"
     summary: dict[str, object] = {"precision": args.precision, "device": args.device, "threads": args.threads, "quick": args.quick,
-                                  "host": {"cpu": host["model"], "amx": host["amx"], "avx512_bf16": "avx512_bf16" in host["flags"], "vnni": "avx512_vnni" in host["flags"]}}
+                                  "host": {"cpu": host["model"], "amx": host["amx"], "avx512_bf16": "avx512_bf16" in host["flags"], "vnni": "avx512_vnni" in host["flags"],
+                                           "flags": host["flags"], "as_host": args.as_host, "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")},
+                                  "bi_model": args.bi_model, "cross_model": args.cross_model}
     gold = stsb("test").gold
     reference = {arch: spearman_x100(scores[f"predict_{arch}_stsb_peer"], gold) for arch in ("bi", "cross") if f"predict_{arch}_stsb_peer" in scores}
-    rows = [["case", "ours pairs/s", "peer pairs/s", "ratio ours/peer", "target here", "STS-B drop", "ours peak RSS MB", "peer peak RSS MB"]]
+    rows = [["case", "ours runs", "ours pairs/s", "peer pairs/s", "ratio ours/peer", "target here", "STS-B drop", "ours peak RSS MB", "peer peak RSS MB"]]
     for case in [c for c in args.cases if "_ours" in c]:
         key, variant = case.split("_ours")[0], case.split("_ours")[1].lstrip("_")
         ours, peer = results.get(case), results.get(f"{key}_peer")
@@ -354,7 +374,8 @@ def main() -> None:
             continue
         name = key + (f"_{variant}" if variant else "")
         o, p = statistics.median(ours["per_s"]), statistics.median(peer["per_s"])
-        entry = {"ours": round(o, 2), "peer": round(p, 2), "ratio": round(o / p, 3), "ours_peak_rss_mb": round(ours["peak_rss_mb"]), "peer_peak_rss_mb": round(peer["peak_rss_mb"])}
+        entry = {"ours": round(o, 2), "peer": round(p, 2), "ratio": round(o / p, 3), "ours_peak_rss_mb": round(ours["peak_rss_mb"]), "peer_peak_rss_mb": round(peer["peak_rss_mb"]),
+                 "ran": ours.get("ran")}
         drop = ""
         if case in scores and key.endswith("_stsb"):
             arch = key.split("_")[1]
@@ -366,15 +387,21 @@ def main() -> None:
             summary[f"max_abs_diff_{name.removeprefix('predict_')}"] = float(np.max(np.abs(scores[case] - scores[f"{key}_peer"])))
         target = TARGETS[kind].get(key) if not variant else None
         summary[name] = entry
-        rows.append([name, f"{o:.1f}", f"{p:.1f}", f"{o / p:.2f}", f">= {target}" if target else "", drop, f"{ours['peak_rss_mb']:.0f}", f"{peer['peak_rss_mb']:.0f}"])
+        rows.append([name, ours.get("ran") or "", f"{o:.1f}", f"{p:.1f}", f"{o / p:.2f}", f">= {target}" if target else "", drop, f"{ours['peak_rss_mb']:.0f}", f"{peer['peak_rss_mb']:.0f}"])
     import sentence_transformers
 
     print(command)
     print(f"hardware: {provenance.hardware()}; device {args.device}; ours precision {args.precision}")
-    print(f"host: {'AMX: the AMX targets apply' if host['amx'] else 'no AMX: the any-host targets apply; the AMX rows need an AMX host'} (issue 22)")
+    if args.as_host:
+        print(f"host: emulating a {args.as_host} host on this one: our hardware checks see {AS_HOST[args.as_host]}, ONEDNN_MAX_CPU_ISA="
+              f"{os.environ.get('ONEDNN_MAX_CPU_ISA')} caps oneDNN (OpenVINO's kernels, torch's oneDNN ops); MKL's fp32 products (both sides' torch) "
+              "are this CPU's; the any-host targets apply (issues 22, 31)")
+    else:
+        print(f"host: {'AMX: the AMX targets apply' if host['amx'] else 'no AMX: the any-host targets apply; the AMX rows need an AMX host'} (issues 22, 31)")
     print(f"versions: {provenance.versions() | {'sentence_transformers': sentence_transformers.__version__}}; git {provenance.git_commit()}")
     print(f"training: {args.steps} optimizer steps x batch {args.batch_size}; scoring batch {args.batch_size_eval}; max_length {args.max_length}; "
-          f"{args.repeats} timed repeats after 1 warm-up (medians); cross-encoder: {args.cross_model or 'untrained (drops mean little)'}")
+          f"{args.repeats} timed repeats after 1 warm-up (medians); cross-encoder: {args.cross_model or 'untrained (drops mean little)'}; "
+          f"bi-encoder scored: {args.bi_model or 'the untrained MiniLM'}")
     print("STS-B test Spearman x100 with fp32 (the peer's scores): " + ", ".join(f"{a} {v:.2f}" for a, v in reference.items()))
     print(format_table(rows))
     for key, value in summary.items():

@@ -16,7 +16,8 @@ os.environ.setdefault("WANDB_MODE", "offline")
 # backend=auto means OpenVINO int8 on CPUs without native bf16 and torch elsewhere: tests that do not
 # test backends score in torch on every host (the CLIs they start inherit it); tests of auto unset it
 os.environ["STS_BACKEND"] = "torch"
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# pytest-xdist runs one test process per core: split the cores between them rather than oversubscribe
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 ROOT = Path(__file__).resolve().parent.parent
 
 TINY_TRAINER = [

@@ -71,8 +71,8 @@ def test_sigkilled_training_resumes_to_the_same_result(tiny_cfg, tiny_encoder: s
 def test_same_seed_twice_same_metrics_and_weights(tiny_cfg) -> None:
     """Deterministic mode (README): seed=42 by default plus trainer.deterministic=true."""
     runs = []
-    for _ in range(2):
-        cfg = tiny_cfg("model=cross_encoder", "trainer.deterministic=true")
+    for again in (False, True):
+        cfg = tiny_cfg("model=cross_encoder", "trainer.deterministic=true", f"overwrite={str(again).lower()}")  # the second replaces the first
         metrics = train(cfg)
         runs.append((final_metrics(Path(cfg.model_file)), torch.load(cfg.model_file, weights_only=True)["state_dict"]))
         assert metrics["val/spearman"] == runs[-1][0]["val/spearman"]

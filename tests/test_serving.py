@@ -2,6 +2,7 @@
 scores equal the API's, batching across clients changes no answer, every bad request is a 4xx
 naming the problem, SIGTERM drains, and a soak of mixed requests leaves it answering."""
 import base64
+import functools
 import os
 import signal
 import socket
@@ -19,6 +20,9 @@ import sts
 
 from conftest import ROOT
 from helpers import foreground
+
+# its tests share a module fixture that is expensive to build: one test process runs them all
+pytestmark = pytest.mark.xdist_group("server")
 
 S1 = ["the cat ate the mouse", "the dog chased the cat", "the king ate the cake", "A man plays a guitar."]
 S2 = ["the mouse was eaten by the cat", "the alligator is fat", "the cake was ingested by the king", "A man plays a guitar."]
@@ -53,12 +57,19 @@ class Server:
         raise AssertionError("server did not come up: " + Path(self.log.name).read_text()[-3000:])
 
     def post(self, path: str, **kwargs) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", timeout=60, **kwargs)
+        """One request on a pooled keep-alive connection, as real clients (OpenAI's, httpx's) send
+        them; a new connection per request costs the 2-core test host more than the scoring."""
+        return self.client.post(path, **kwargs)
+
+    @functools.cached_property
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         code = self.proc.wait(timeout=60)
+        self.client.close()
         self.log.close()
         return code
 

@@ -12,6 +12,9 @@ from sts.soup import greedy, grid, mix
 from sts.recipe import run_recipe
 from sts.training import train
 
+# its tests share a module fixture that is expensive to build: one test process runs them all
+pytestmark = pytest.mark.xdist_group("soup_models")
+
 
 def test_mix_is_the_weighted_average_of_float_tensors_and_keeps_integer_buffers() -> None:
     a = {"w": torch.tensor([0.0, 4.0]), "ids": torch.tensor([1, 2])}
@@ -106,10 +109,10 @@ def test_a_rerun_reuses_trained_stages_but_refuses_ones_from_another_config(tiny
     run_recipe(cfg)
     ingredient = Path(cfg.paths.output_dir) / "stages" / "cosent" / "model.pt"
     trained_at = ingredient.stat().st_mtime_ns
-    run_recipe(cfg)  # e.g. run again after an interruption during the mixing
+    run_recipe(tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "overwrite=true"))  # the mixing again, over its own finished run
     assert ingredient.stat().st_mtime_ns == trained_at
     with pytest.raises(STSError, match=r"stages/cosine: holds stage cosine of another configuration"):
-        run_recipe(tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "model.encoder_lr=1e-3"))
+        run_recipe(tiny_cfg("soup=cosine_cosent", "soup.grid_step=0.5", "model.encoder_lr=1e-3", "overwrite=true"))
     assert ingredient.stat().st_mtime_ns == trained_at
 
 

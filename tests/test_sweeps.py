@@ -17,6 +17,9 @@ from helpers import run_cli
 sys.path.insert(0, str(ROOT / "experiments"))
 import collect  # noqa: E402
 
+# its tests share a module fixture that is expensive to build: one test process runs them all
+pytestmark = pytest.mark.xdist_group("ddp_multirun")
+
 
 def test_hydra_sweep_syntax_becomes_optuna_distributions() -> None:
     parse = OverridesParser.create().parse_override
