@@ -1,6 +1,7 @@
 """Training and scoring throughput of this framework vs sentence-transformers, in one run.
 
-    python experiments/bench_throughput.py [--quick] [--precision auto|fp32|bf16] [--device cpu|cuda] [--cross-model MODEL.pt]
+    python experiments/bench_throughput.py [--quick] [--precision auto|fp32|bf16] [--device cpu|cuda]
+        [--cross-model MODEL.pt] [--bi-model MODEL.pt] [--as-host vnni|avx2] [--cases CASE ...]
 
 Same model (bundled all-MiniLM-L6-v2), batch size, max_length and threads for both. Each case
 runs in its own worker process (so peak RSS is per case) with one warm-up and --repeats timed
@@ -13,13 +14,17 @@ the last, so one-off set-up of either framework is not counted. Scoring: our pre
 on 20,000 pairs drawn from 400 STS-B sentences (each recurs about 100 times). The cross-encoder
 peer gets our exact weights through `export.py format=sentence-transformers`.
 
-Each framework runs with its own defaults: ours `precision=auto` for scoring and trainer=default's
+Each framework runs with its own defaults: ours `precision=auto backend=auto` for scoring (each
+row says what ran: torch bf16 on AMX, OpenVINO int8 on CPUs with VNNI, ...) and trainer=default's
 precision for training (bf16 on CPUs with AMX, fp32 elsewhere), the peer fp32 (`--precision fp32`
 or `bf16` puts ours, or both, in that precision). Extra rows run our other settings against the
 same peer figures: training in fp32 and with torch's dropout masks (encoder.packed_dropout=false), scoring in fp32, scoring with backend=onnx int8 (dynamic and
-static) and with backend=openvino (auto and fp32), each scoring row with its STS-B test Spearman drop against fp32. The cross-encoder is untrained unless --cross-model names a trained one, so its
-drops mean little without it. The table says which targets of issue 22 apply to this host (AMX or
-not); the last line is one JSON object with medians, ratios, score differences, drops and the host.
+static) and with backend=openvino (auto, fp32 and NNCF int8), each scoring row with its STS-B test Spearman drop against fp32. The cross-encoder is untrained unless --cross-model names a trained one, so its
+drops mean little without it; --bi-model scores a trained bi-encoder (both sides) instead of the
+zero-shot MiniLM. --as-host vnni|avx2 makes our hardware checks see that host kind, for a run whose
+runtimes the caller capped with ONEDNN_MAX_CPU_ISA (an emulation: the table says so). The table
+says which targets of issues 22 and 31 apply to this host (AMX or not); the last line is one JSON
+object with medians, ratios, what each row ran, score differences, drops and the host.
 """
 from __future__ import annotations
 

@@ -141,7 +141,8 @@ def main() -> None:
 
             measure("ov_fp32", OvRunner(fp32))
             recipes = [("ov_nncf", {}), ("ov_nncf_sq0.5", {"smooth_quant": 0.5}), ("ov_nncf_no_sq", {"smooth_quant": -1}),
-                       ("ov_nncf_keep_ffn_out", {"ignored": groups["ffn_out"]}), ("ov_nncf_keep_head", {"ignored": groups["head"]})]
+                       ("ov_nncf_keep_ffn_out", {"ignored": groups["ffn_out"]}), ("ov_nncf_keep_last_ffn_out", {"ignored": groups["ffn_out"][-1:]}),
+                       ("ov_nncf_bias_correction", {"fast_bias_correction": False}), ("ov_nncf_keep_head", {"ignored": groups["head"]})]
             for name, options in recipes:
                 folder = Path(tmp) / name
                 folder.mkdir()

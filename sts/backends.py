@@ -249,7 +249,7 @@ class GraphEncoder:
         sentences = self.calibration or default_calibration()
         return [{k: v.numpy() for k, v in self._features(sentences[i : i + 32]).items()} for i in range(0, len(sentences), 32)]
 
-    def _quantize_nncf(self, fp32: Path, tmp: Path, ignored: Sequence[str] = (), smooth_quant: float | None = None) -> Path:
+    def _quantize_nncf(self, fp32: Path, tmp: Path, ignored: Sequence[str] = (), smooth_quant: float | None = None, fast_bias_correction: bool = True) -> Path:
         """OpenVINO int8 by NNCF post-training quantization: per-channel symmetric int8 weights,
         asymmetric activations with ranges from the calibration sentences, SmoothQuant and fast
         bias correction (NNCF's transformer preset). Writes an OpenVINO IR (.xml + .bin)."""
@@ -263,7 +263,7 @@ class GraphEncoder:
             advanced.smooth_quant_alphas.matmul = smooth_quant
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws progress bars
             quantized = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.MIXED,
-                                      subset_size=len(batches), ignored_scope=nncf.IgnoredScope(names=list(ignored), validate=False),
+                                      subset_size=len(batches), fast_bias_correction=fast_bias_correction, ignored_scope=nncf.IgnoredScope(names=list(ignored), validate=False),
                                       advanced_parameters=advanced)
         out = tmp / "int8.xml"
         ov.save_model(quantized, str(out), compress_to_fp16=False)
