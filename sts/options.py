@@ -253,6 +253,7 @@ SERVE: dict[str, Rule] = {
     "calibration": optional(text()),
     "max_pairs": integer(1, 10**7),
     "max_chars": integer(1, 10**7),
+    "max_tokens": optional(integer(1, 10**10)),
     "max_payload_bytes": integer(1024, 2**34),
     "timeout": number(0, 3600, lo_open=True),
     "log_level": choice("critical", "error", "warning", "info", "debug"),

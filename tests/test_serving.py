@@ -14,9 +14,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 
 import sts
+from sts.data.collate import PairInputs
+from sts.errors import STSError
+from sts.serving import _isolated
 
 from conftest import ROOT
 from helpers import foreground
@@ -76,7 +80,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def bi_server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    server = Server(tiny_model_file, tmp_path_factory.mktemp("serve-bi"), "max_pairs=100", "max_chars=200", "max_payload_bytes=65536", "batch_timeout=0.05")
+    server = Server(tiny_model_file, tmp_path_factory.mktemp("serve-bi"), "max_pairs=100", "max_chars=200", "max_payload_bytes=65536", "max_tokens=2000", "batch_timeout=0.05")
     yield server
     server.stop()
 
@@ -129,6 +133,86 @@ def test_bad_requests_are_4xx_naming_the_problem(bi_server: Server, body: bytes,
     assert response.status_code == status, response.text
     assert names in response.text
     assert score(bi_server, [[S1[0], S2[0]]])  # and the server still answers
+
+
+def test_one_clients_bad_request_fails_only_its_own(bi_server: Server) -> None:
+    """Issue 37: a lone surrogate or an unsupported `dimensions` among concurrent good requests."""
+    raw = {"headers": {"content-type": "application/json"}}
+    bad = [("/v1/score", {"content": b'{"pairs": [["a", "\\ud800"]]}', **raw}, "pairs[0][1] is not valid UTF-8"),
+           ("/v1/embeddings", {"content": b'{"input": ["a", "b\\udfff"]}', **raw}, "input[1] is not valid UTF-8"),
+           ("/v1/embeddings", {"json": {"input": "a", "dimensions": 7}}, "dimensions=7")]
+    good = [("/v1/score", {"json": {"pairs": [[S1[i % 4], S2[i % 4]]]}}, None) for i in range(12)] + [("/v1/embeddings", {"json": {"input": S1}}, None)] * 6
+    calls = [call for k in range(4) for call in (bad[k % 3], *good[k * 4 : k * 4 + 4])]
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda c: bi_server.post(c[0], **c[1]), calls))
+    for (_, _, names), response in zip(calls, responses):
+        assert response.status_code == (200 if names is None else 422), response.text
+        assert names is None or names in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [("/v1/score", b'{"pairs": [["a", "b"]], "threshold": ' + v + b"}", "threshold") for v in (b"NaN", b"Infinity", b"-Infinity", b"1e309")]
+    + [("/v1/embeddings", b'{"input": "a", "dimensions": ' + v + b"}", "dimensions") for v in (b"NaN", b"Infinity", b"1e309")],
+)
+def test_non_finite_numbers_are_422_naming_the_field(bi_server: Server, path: str, body: bytes, field: str) -> None:
+    response = bi_server.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert any(field in e["loc"] for e in response.json()["detail"])
+
+
+def test_tokens_per_request_are_limited(bi_server: Server) -> None:
+    """max_tokens bounds a request's work: 60 pairs within max_pairs and max_chars, but 60 x 2 x ~32 tokens."""
+    response = bi_server.post("/v1/score", json={"pairs": [["word " * 30, "word " * 30]] * 60})
+    assert response.status_code == 422 and "at most 2000 per request (max_tokens)" in response.text, response.text
+    assert bi_server.post("/v1/embeddings", json={"input": ["word " * 30] * 80}).status_code == 422
+
+
+def test_a_failing_request_is_isolated_from_its_batch() -> None:
+    def run(batch: list[str]) -> list[str]:
+        if "bad" in batch:
+            raise STSError("the tokenizer failed (PanicException: boom)")
+        return [s.upper() for s in batch]
+
+    outputs = _isolated(["a", "bad", "c"], run)
+    assert outputs[0] == "A" and outputs[2] == "C"
+    assert outputs[1].status_code == 500 and outputs[1].detail == "the tokenizer failed (PanicException: boom)"
+
+
+def test_tokenizer_panic_is_an_sts_error_in_one_line() -> None:
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic: not an Exception
+        pass
+
+    def tokenizer(*args, **kwargs):
+        raise PanicException("called `Result::unwrap()` on an `Err` value\nnote: run with RUST_BACKTRACE=1")
+
+    with pytest.raises(STSError, match=r"^the tokenizer failed \(PanicException: called `Result::unwrap\(\)` on an `Err` value\)$"):
+        PairInputs(tokenizer, 16, joined=False).pairs(["a"], ["b"])
+
+
+def _inference_workers(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+
+
+def test_killed_worker_answers_5xx_within_timeout_and_is_restarted(tiny_model_file: Path, tmp_path: Path) -> None:
+    server = Server(tiny_model_file, tmp_path, "timeout=3", "max_batch_size=1")
+    try:
+        pairs = [[f"sentence number {i} about cats", f"another sentence {i} about dogs"] for i in range(3000)]
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(server.post, "/v1/score", json={"pairs": pairs})
+            time.sleep(0.5)
+            killed = _inference_workers(server.proc.pid)
+            for worker in killed:
+                worker.kill()
+            start = time.monotonic()
+            response = pending.result()
+        assert response.status_code >= 500 and time.monotonic() - start < 5, response.text
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (httpx.get(f"{server.url}/health").text != "ok" or len(_inference_workers(server.proc.pid)) < len(killed)):
+            time.sleep(0.5)
+        assert server.proc.poll() is None and score(server, [[S1[0], S2[0]]])
+    finally:
+        assert server.stop() == 0
 
 
 def test_embeddings_openai_format_and_client(bi_server: Server, tiny_model_file: Path) -> None:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from sts.errors import STSError
+
 log = logging.getLogger(__name__)
 Features = dict[str, torch.Tensor]
 Encodings = dict[str, list[list[int]]]  # token ids (and token types), unpadded, one list per input
@@ -25,8 +27,16 @@ FIRST, SECOND, JOINED, REVERSED = "a", "b", "ab", "ba"
 
 def tokenize(tokenizer: Any, s1: Sequence[str], s2: Sequence[str] | None, max_length: int) -> Encodings:
     """Token ids (and token types for pairs) without padding, truncated to `max_length`;
-    warns once when anything was truncated."""
-    enc = tokenizer(list(s1), list(s2) if s2 is not None else None, truncation=True, max_length=max_length, padding=False)
+    warns once when anything was truncated. A panic in a native tokenizer (pyo3's PanicException
+    is a BaseException: a catastrophic regex in tokenizer.json, one crafted text) becomes an
+    STSError in one line, so that no command or server worker dies of it."""
+    try:
+        enc = tokenizer(list(s1), list(s2) if s2 is not None else None, truncation=True, max_length=max_length, padding=False)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 (native panics are not Exceptions)
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise STSError(f"the tokenizer failed ({type(e).__name__}: {first_line})") from None
     truncated = sum(len(ids) >= max_length for ids in enc["input_ids"])
     if truncated:
         log.warning("%d input(s) reached encoder.max_length=%d tokens and were truncated", truncated, max_length)
