@@ -624,18 +624,21 @@ def contents(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_training_into_an_earlier_runs_directory_is_refused_and_changes_nothing(tiny_encoder: str, tmp_path: Path) -> None:
+def test_training_into_an_earlier_runs_directory_is_refused_and_changes_nothing(tiny_encoder: str, tiny_cfg, tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
     args = [str(ROOT / "train.py"), f"encoder.name_or_path={tiny_encoder}", *TINY_TRAINER, *ONE_EPOCH, f"hydra.run.dir={run_dir}"]
     assert run_script(args, tmp_path).returncode == 0
     first = contents(run_dir)
     assert {"model.pt", "metrics.json"} <= set(first) and any(name.startswith("checkpoints/") for name in first) and any(name.startswith("csv/") for name in first)
-    for again in (args, [*args, "seed=7"], [*args, "keep_checkpoints=false"]):
-        line = one_line_error(run_script(again, tmp_path))
-        assert line.startswith(f"error: {run_dir}: holds an earlier run's model.pt, metrics.json, checkpoints, csv") and "ckpt_path=last" in line and "overwrite=true" in line, line
+    expected = f"error: {run_dir}: holds an earlier run's model.pt, metrics.json, checkpoints, csv"
+    line = one_line_error(run_script(args, tmp_path))  # train.py: refused before Hydra writes into the folder
+    assert line.startswith(expected) and "ckpt_path=last" in line and "overwrite=true" in line, line
+    assert contents(run_dir) == first
+    for again in (["seed=7"], ["keep_checkpoints=false"]):  # the same rule in-process (a recipe stage, a sweep job)
+        assert refused(capsys, train, tiny_cfg(*ONE_EPOCH, *again)).startswith(expected)
         assert contents(run_dir) == first
-    result = run_script([*args, "overwrite=true"], tmp_path)
-    assert result.returncode == 0 and (run_dir / "model.pt").is_file(), result.stderr[-3000:]
+    train(tiny_cfg(*ONE_EPOCH, "overwrite=true"))
+    assert (run_dir / "model.pt").is_file() and contents(run_dir) != first
 
 
 def test_overwrite_replaces_only_a_run_directory_train_wrote(tiny_cfg, tmp_path: Path, capsys) -> None:
