@@ -82,12 +82,13 @@ def int8_dot_products() -> str | None:
     return found[0] if found else None
 
 
-def choose_backend(precision: str, device: str) -> tuple[str, str | None]:
+def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> tuple[str, str | None]:
     """backend=auto -> (backend, quantize), by the hardware (README "Performance" has the figures):
     - $STS_BACKEND when set (a deployment's, or the test suite's, fixed choice);
     - native bf16 (AMX, a bf16 GPU), any GPU, or an explicit precision: torch;
-    - a CPU with int8 dot products (VNNI) but no AMX: OpenVINO's int8 graph (NNCF with
-      SmoothQuant, built once per model and cached), within 0.1 STS-B Spearman of fp32;
+    - a CPU with int8 dot products (VNNI) but no AMX: OpenVINO's int8 graph for a bi-encoder (NNCF
+      with SmoothQuant, built once per model and cached: STS-B Spearman within 0.1 of fp32);
+      a cross-encoder stays in fp32 there (int8 cost a trained one 0.24 on STS-B test);
     - other CPUs (AVX2 or AVX-512 without VNNI): OpenVINO's fp32 graph, the fastest exact one there;
     - torch fp32 when the openvino extra is missing.
     Said once per process."""
@@ -103,10 +104,11 @@ def choose_backend(precision: str, device: str) -> tuple[str, str | None]:
                   "faster on such CPUs (README \"Performance\")")
         return "torch", None
     vnni = int8_dot_products()
-    if vnni:
+    if vnni and not cross_encoder:
         _say_once(("backend", "openvino int8"), f"backend=auto chose openvino int8 (NNCF, built once per model): this CPU has int8 dot products ({vnni}) "
                   "but no native bf16; backend=torch precision=fp32 gives exact fp32 scores")
         return "openvino", "static"
-    _say_once(("backend", "openvino fp32"), "backend=auto chose openvino fp32 (the graph exported once per model): no native bf16 or int8 dot products "
-              "on this CPU; backend=openvino quantize=static scores in int8")
+    why = "int8 is for bi-encoders (it cost a trained cross-encoder 0.24 STS-B Spearman)" if vnni else "no native bf16 or int8 dot products on this CPU"
+    _say_once(("backend", "openvino fp32"), f"backend=auto chose openvino fp32 (the graph exported once per model): {why}; "
+              "backend=openvino quantize=static scores in int8")
     return "openvino", "none"

@@ -312,6 +312,9 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     )
     server.app.add_exception_handler(RequestValidationError, _validation_error)
     server.app.middleware("http")(_bounded_by(float(cfg.timeout)))
+    # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (the middleware
+    # above); LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
+    server.uvicorn_graceful_timeout = float(cfg.timeout)
     if model.architecture != "BiEncoder":
         server.app.add_api_route("/v1/embeddings", _no_embeddings(model.architecture), methods=["POST"])
     return server

@@ -102,3 +102,11 @@ def test_backend_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch, fres
         assert said == []
     monkeypatch.setenv("STS_BACKEND", "onnx")  # a deployment's fixed choice wins
     assert precision.choose_backend(precision_, device) == ("onnx", None)
+
+
+def test_backend_auto_keeps_cross_encoders_in_fp32_on_vnni(monkeypatch: pytest.MonkeyPatch, fresh: None) -> None:
+    monkeypatch.delenv("STS_BACKEND")
+    fake_cpu(monkeypatch, ["avx512_vnni", "avx512f"], False)
+    monkeypatch.setattr(precision, "int8_runtime", lambda: True)
+    assert precision.choose_backend("auto", "cpu", cross_encoder=False) == ("openvino", "static")
+    assert precision.choose_backend("auto", "cpu", cross_encoder=True) == ("openvino", "none")
