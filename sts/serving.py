@@ -324,6 +324,27 @@ _MAIN_PID = os.getpid()
 _SERVER: "ls.LitServer | None" = None
 
 
+class _WorkerDeaths(logging.Filter):
+    """LitServe reports an inference worker's death and restart at INFO, below the server's
+    default log level: say those as warnings, and nothing more of LitServe's INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.getMessage().startswith("[monitoring] Worker"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        return False
+
+
+def _say_worker_deaths(log_level: str) -> None:
+    """Make worker deaths visible at log levels above INFO (at INFO LitServe says them itself)."""
+    if getattr(logging, str(log_level).upper(), logging.WARNING) > logging.INFO:
+        monitor = logging.getLogger("litserve.server")
+        monitor.setLevel(logging.INFO)
+        monitor.addFilter(_WorkerDeaths())
+
+
 def _drain_on_sigterm(signum: int, frame: object) -> None:
     """In the serving process: LitServe's own Ctrl-C path, where the HTTP workers finish their
     in-flight requests (uvicorn's graceful shutdown) before the inference workers stop. The HTTP
@@ -343,6 +364,7 @@ def serve(cfg: DictConfig) -> None:
     server = _SERVER = build(cfg)
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _drain_on_sigterm)
+    _say_worker_deaths(cfg.log_level)
     print(f"serving on http://{cfg.host}:{cfg.port} (POST /v1/score, /v1/embeddings; GET /health, /info)", file=sys.stderr, flush=True)
     try:
         server.run(host=cfg.host, port=int(cfg.port), num_api_servers=int(cfg.api_servers), generate_client_file=False, log_level=cfg.log_level)

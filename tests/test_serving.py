@@ -211,6 +211,8 @@ def test_killed_worker_answers_5xx_within_timeout_and_is_restarted(tiny_model_fi
         while time.monotonic() < deadline and (httpx.get(f"{server.url}/health").text != "ok" or len(_inference_workers(server.proc.pid)) < len(killed)):
             time.sleep(0.5)
         assert server.proc.poll() is None and score(server, [[S1[0], S2[0]]])
+        said = Path(server.log.name).read_text()
+        assert "WARNING" in said and "is dead. Restarting it" in said, said[-2000:]  # logged at the default log level
     finally:
         assert server.stop() == 0
 
