@@ -39,8 +39,7 @@ GROUPS = {
     "attn_out": r"/attention/output/dense/",
     "ffn_in": r"/intermediate/dense/",
     "ffn_out": r"/layer\.\d+/output/dense/",
-    "head": "",  # everything else
-}
+}  # "head": every other product with a weight (the pooler, a cross-encoder's head)
 
 
 def spearman(scores: np.ndarray, gold: np.ndarray) -> float:
@@ -68,8 +67,8 @@ def matmuls(path: Path) -> dict[str, list[str]]:
     import onnx
 
     nodes = backends.matmuls(onnx.load(str(path)).graph)[0]
-    groups = {g: [n for n in nodes if re.search(p, n)] for g, p in GROUPS.items() if g != "head"}
-    groups["head"] = [n for n in nodes if not any(n in v for v in groups.values())]  # the pooler or the cross-encoder's head
+    groups = {g: [n for n in nodes if re.search(p, n)] for g, p in GROUPS.items()}
+    groups["head"] = [n for n in nodes if not any(n in v for v in groups.values())]
     return groups
 
 

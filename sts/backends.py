@@ -357,8 +357,9 @@ class OpenVinoEncoder(GraphEncoder):
         self.output = self.compiled.output(0)
         ran = compiled_precision(self.compiled)
         if ran != precision:
-            log.warning("backend=openvino precision=%s: OpenVINO compiled %s on this CPU (%s), so the scores are %s", precision,
-                        self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string(), cpu_summary(), ran)
+            from sts.provenance import hardware
+
+            log.warning("backend=openvino precision=%s: OpenVINO compiled %s on this CPU (%s), so the scores are %s", precision, ran, hardware(), ran)
         self.precision = "int8" if quantize == "static" else ran
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -369,10 +370,3 @@ def compiled_precision(compiled: object) -> str:
     """fp32 | bf16 | fp16: the floating-point precision an OpenVINO compiled model runs, read back from it."""
     hint = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # type: ignore[attr-defined]
     return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(hint, hint)
-
-
-def cpu_summary() -> str:
-    from sts.provenance import cpu
-
-    flags = [f for f in cpu()["flags"] if f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")]
-    return "CPU flags: " + (" ".join(flags) or "none of avx2/avx512f/avx512_bf16/amx_bf16")

@@ -94,8 +94,10 @@ def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> 
     Said once per process."""
     fixed = os.environ.get("STS_BACKEND")
     if fixed:
-        if fixed not in ("torch", "onnx", "openvino"):
-            raise STSError(f"STS_BACKEND={fixed!r}: choose one of torch, onnx, openvino (or unset it for backend=auto)")
+        from sts.backends import BACKENDS
+
+        if fixed not in BACKENDS[1:]:
+            raise STSError(f"STS_BACKEND={fixed!r}: choose one of {', '.join(BACKENDS[1:])} (or unset it for backend=auto)")
         return fixed, None
     if precision != "auto" or torch.device(device).type != "cpu" or native_bf16(device):
         return "torch", None

@@ -19,7 +19,6 @@ from sts.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncode
 from sts.errors import STSError
 from sts.models import PairModule
 from sts.models.base import Encode
-from sts.models.cross_encoder import CrossEncoder
 from sts.precision import PRECISIONS, choose_backend, resolve
 
 
@@ -46,7 +45,7 @@ class Scorer:
         self.module = module.to(self.device).eval()
         self.batch_size = batch_size
         if backend == "auto":
-            backend, chosen = choose_backend(precision, device, isinstance(module, CrossEncoder))
+            backend, chosen = choose_backend(precision, device, cross_encoder=module.joined)
             quantize = quantize or chosen
         self.backend = backend
         self.encode: Encode | None = None
