@@ -1,17 +1,7 @@
-"""Measure a model on a data split: python evaluate.py ckpt=MODEL [data=stsb] [split=test|val]"""
-import hydra
-from omegaconf import DictConfig
+"""Measure a model on a data split: python evaluate.py ckpt=MODEL [data=stsb] [split=test|val]
 
-import sts  # noqa: F401  (registers config resolvers)
-from sts.cli import check_overrides, run
-from sts.evaluation import evaluate
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    run(evaluate, cfg)
-
+The same as `sts evaluate ...` (sts/commands/evaluate.py), kept at the root for a checkout."""
+from sts.commands.evaluate import main
 
 if __name__ == "__main__":
-    check_overrides()
     main()

@@ -1,17 +1,7 @@
-"""Similar pairs within one corpus: python mine.py input=FILE [ckpt=BI_MODEL] [top_k=10] [rerank=CROSS_MODEL] [output=FILE]"""
-import hydra
-from omegaconf import DictConfig
+"""Similar pairs within one corpus: python mine.py input=FILE [ckpt=BI_MODEL] [top_k=10] [rerank=CROSS_MODEL] [output=FILE]
 
-import sts  # noqa: F401  (registers config resolvers)
-from sts.cli import check_overrides, run
-from sts.mining import mine
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="mine")
-def main(cfg: DictConfig) -> None:
-    run(mine, cfg)
-
+The same as `sts mine ...` (sts/commands/mine.py), kept at the root for a checkout."""
+from sts.commands.mine import main
 
 if __name__ == "__main__":
-    check_overrides()
     main()

@@ -1,18 +1,7 @@
-"""Train an STS model: python train.py [model=cross_encoder] [loss=cosent] [experiment=NAME] ..."""
-import hydra
-from omegaconf import DictConfig
+"""Train an STS model: python train.py [model=cross_encoder] [loss=cosent] [experiment=NAME] ...
 
-import sts  # noqa: F401  (registers config resolvers)
-from sts.cli import check_overrides, run
-from sts.recipe import run_recipe
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    metrics = run(run_recipe, cfg)
-    return metrics.get(cfg.optimized_metric)
-
+The same as `sts train ...` (sts/commands/train.py), kept at the root for a checkout."""
+from sts.commands.train import main
 
 if __name__ == "__main__":
-    check_overrides()
     main()

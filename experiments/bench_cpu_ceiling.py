@@ -4,7 +4,7 @@
 
 1. Matrix-product throughput (GFLOP/s) at the encoder's shapes in fp32, bf16 and fp16: the
    ceiling for any scorer on this CPU, since linear layers are nearly all of the arithmetic.
-2. Our scoring path (`sts.scoring.Scorer`, as predict.py runs it) on STS-B test: pairs/s, share of
+2. Our scoring path (`sts.core.scorer.Scorer`, as predict.py runs it) on STS-B test: pairs/s, share of
    time inside linear layers (torch profiler), and the GFLOP/s those layers reached.
 3. For each checkpoint (the untrained bundled encoder when none is given): dynamic int8
    quantisation of the attention projections, or of every linear layer, vs fp32: speed and the
@@ -28,11 +28,12 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_throughput import timed  # noqa: E402  (same warm-up + repeats as the throughput benchmark)
-from sts import checkpoint, provenance  # noqa: E402
-from sts.table import format_table  # noqa: E402
+from sts.io import checkpoint  # noqa: E402
+from sts.core import provenance  # noqa: E402
+from sts.data.terminal import format_table  # noqa: E402
 from sts.data.readers import read_pairs  # noqa: E402
 from sts.resources import resource  # noqa: E402
-from sts.scoring import Scorer  # noqa: E402
+from sts.core.scorer import Scorer  # noqa: E402
 
 SCOPES = {"int8 attention": ("query", "key", "value", "attention.output.dense"), "int8 all linear": ("",)}
 
@@ -85,7 +86,7 @@ def main() -> None:
         ckpts = list(args.ckpt)
         if not ckpts:
             from sts.config import compose
-            from sts.training import build_model
+            from sts.training.fit import build_model
 
             torch.manual_seed(0)
             ckpts = [str(checkpoint.save(build_model(compose("train", [], tmp)), Path(tmp) / "zero_shot.pt"))]

@@ -27,8 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sts import provenance  # noqa: E402
-from sts.table import format_table  # noqa: E402
+from sts.core import provenance  # noqa: E402
+from sts.data.terminal import format_table  # noqa: E402
 
 
 def corpus(n: int) -> list[str]:

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sts import provenance  # noqa: E402
+from sts.core import provenance  # noqa: E402
 
 
 def main() -> None:
@@ -45,9 +45,9 @@ def main() -> None:
         tmp_path = Path(tmp)
         ckpt = args.ckpt
         if ckpt is None:
-            from sts import checkpoint
+            from sts.io import checkpoint
             from sts.config import compose
-            from sts.training import build_model
+            from sts.training.fit import build_model
 
             ckpt = str(checkpoint.save(build_model(compose("train", [], tmp_path)), tmp_path / "model.pt"))
         pairs = tmp_path / "pairs.csv"

@@ -25,10 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_throughput import stsb, timed  # noqa: E402
-from sts import checkpoint, provenance  # noqa: E402
-from sts.data.collate import FIRST, pad  # noqa: E402
-from sts.models import BiEncoder  # noqa: E402
-from sts.table import format_table  # noqa: E402
+from sts.io import checkpoint  # noqa: E402
+from sts.core import provenance  # noqa: E402
+from sts.core.inputs import FIRST, pad  # noqa: E402
+from sts.core import BiEncoder  # noqa: E402
+from sts.data.terminal import format_table  # noqa: E402
 
 
 class Embedder(torch.nn.Module):

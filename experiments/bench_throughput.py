@@ -9,7 +9,7 @@ repeats; medians are reported. Training: a fixed number of optimizer steps over 
 each framework's own training loop and data pipeline (ours: Lightning + length-grouped batches;
 peer: SentenceTransformerTrainer / CrossEncoderTrainer), timed from the third optimizer step to
 the last, so one-off set-up of either framework is not counted. Scoring: our prediction path
-(`sts.scoring.Scorer` on a model loaded from a checkpoint, as predict.py does) vs
+(`sts.core.scorer.Scorer` on a model loaded from a checkpoint, as predict.py does) vs
 `SentenceTransformer.encode` of both sides + cosine and `CrossEncoder.predict`, on STS-B test and
 on 20,000 pairs drawn from 400 STS-B sentences (each recurs about 100 times). The cross-encoder
 peer gets our exact weights through `export.py format=sentence-transformers`.
@@ -45,8 +45,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sts import provenance  # noqa: E402
-from sts.table import format_table  # noqa: E402
+from sts.core import provenance  # noqa: E402
+from sts.data.terminal import format_table  # noqa: E402
 
 CASES = [
     "train_bi_ours", "train_bi_peer", "train_cross_ours", "train_cross_peer",
@@ -63,7 +63,7 @@ CASES = [
 # variant -> (precision, backend, quantize) of our scoring, or the trainer precision of our training
 SCORING_VARIANTS = {"fp32": ("fp32", "torch", None), "int8": ("fp32", "onnx", "dynamic"), "int8static": ("fp32", "onnx", "static"),
                     "openvino": ("auto", "openvino", "none"), "openvino_fp32": ("fp32", "openvino", "none"), "openvino_int8": ("auto", "openvino", "static")}
-# --as-host: what our hardware checks (sts.precision) see in the workers, for a run whose runtimes
+# --as-host: what our hardware checks (sts.core.precision) see in the workers, for a run whose runtimes
 # the caller capped to that host's instructions (ONEDNN_MAX_CPU_ISA)
 AS_HOST = {"vnni": {"native_bf16": None, "int8_dot_products": "avx512_vnni"}, "avx2": {"native_bf16": None, "int8_dot_products": None}}
 # issue 22's targets (median ratio ours/peer with the defaults), by host kind
@@ -138,7 +138,7 @@ def train_precision(args: argparse.Namespace, variant: str | None) -> list[str]:
 
 def train_ours(arch: str, args: argparse.Namespace, variant: str | None = None) -> list[float]:
     from sts.config import compose
-    from sts.training import build_model, build_trainer
+    from sts.training.fit import build_model, build_task, build_trainer
 
     import lightning as L
 
@@ -164,9 +164,9 @@ def train_ours(arch: str, args: argparse.Namespace, variant: str | None = None) 
             ], tmp)
             from hydra.utils import instantiate
 
-            model = build_model(cfg)
+            model = build_task(cfg, build_model(cfg))
             dm = instantiate(cfg.data)
-            dm.attach(model.inputs, ranks_within_batch=bool(getattr(model.loss_fn, "ranks_within_batch", False)))
+            dm.attach(model.model.inputs, ranks_within_batch=bool(getattr(model.loss_fn, "ranks_within_batch", False)))
             trainer = build_trainer(cfg)
             clock = Clock()
             trainer.callbacks.append(clock)
@@ -260,7 +260,7 @@ def worker(case: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.as_host:
-        from sts import precision
+        from sts.core import precision
 
         for name, value in AS_HOST[args.as_host].items():
             setattr(precision, name, lambda *a, value=value: value)
@@ -288,11 +288,11 @@ def worker(case: str, args: argparse.Namespace) -> dict:
 def prepare_models(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
     """Untrained models built the way train.py builds them, saved as our checkpoints, plus the
     sentence-transformers folders holding the very same weights."""
-    from sts import checkpoint
+    from sts.io import checkpoint
     from sts.config import compose
-    from sts.export import save_sentence_transformers
-    from sts.models.encoder import resolve
-    from sts.training import build_model
+    from sts.io.export import save_sentence_transformers
+    from sts.io.encoders import resolve
+    from sts.training.fit import build_model
 
     models = {"bi_st": resolve(None)}
     for arch in ("bi", "cross"):
@@ -313,7 +313,7 @@ def prepare_models(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
 
 
 def spearman_x100(scores: np.ndarray, gold: np.ndarray) -> float:
-    from sts.metrics import pair_metrics
+    from sts.core.metrics import pair_metrics
 
     return 100 * pair_metrics(torch.as_tensor(scores), torch.as_tensor(gold), 0.8, 0.5)["spearman"]
 

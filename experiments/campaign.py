@@ -70,7 +70,7 @@ def read_rows(path: Path = REGISTRY) -> tuple[list[Row], dict[str, str]]:
     """The rows of campaign.yaml, checked (one line naming the row and field), and the renamed map."""
     data = yaml.safe_load(path.read_text())
     rows, seen = [], set()
-    recipes = {p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")}
+    recipes = {p.stem for p in (ROOT / "sts" / "conf" / "experiment").glob("*.yaml")}
     for i, raw in enumerate(data.get("rows") or []):
         where = f"{path}: row {i + 1}"
         if not isinstance(raw, dict) or "name" not in raw:
@@ -82,7 +82,7 @@ def read_rows(path: Path = REGISTRY) -> tuple[list[Row], dict[str, str]]:
         if row.name in seen:
             raise SystemExit(f"error: {where}: {row.name} is listed twice")
         if row.recipe not in recipes:
-            raise SystemExit(f"error: {where} ({row.name}): no recipe conf/experiment/{row.recipe}.yaml")
+            raise SystemExit(f"error: {where} ({row.name}): no recipe sts/conf/experiment/{row.recipe}.yaml")
         if set(row.transfer) - set(TRANSFER):
             raise SystemExit(f"error: {where} ({row.name}): transfer must be among {sorted(TRANSFER)}")
         seen.add(row.name)

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sts import provenance
+from sts.core import provenance
 from sts.config import compose
 from sts.data.readers import read_pairs
-from sts.metrics import pair_metrics
-from sts.models.encoder import resolve
-from sts.table import format_table
+from sts.core.metrics import pair_metrics
+from sts.io.encoders import resolve
+from sts.data.terminal import format_table
 from sts.resources import resource
 
 OUT = Path(__file__).resolve().parent / "peer"
@@ -84,8 +84,8 @@ def train_peer(args: argparse.Namespace, tmp: Path) -> tuple[np.ndarray, float]:
 
 
 def train_ours(args: argparse.Namespace, tmp: Path) -> tuple[np.ndarray, float, float]:
-    from sts import checkpoint
-    from sts.training import train
+    from sts.io import checkpoint
+    from sts.training.fit import train
 
     overrides = [
         f"model={'bi_encoder' if args.arch == 'bi' else 'cross_encoder'}",

@@ -7,7 +7,7 @@ Sensitivity: ONNX Runtime dynamic int8 (per-channel weights, as backend=onnx) ap
 of matrix products at a time, the rest fp32; the drop against the fp32 graph says what each group
 costs. Groups: the Q/K/V projections, the attention output projection, the FFN's first (intermediate)
 and second (output) products, and the pooler/head. Recipes: ORT dynamic int8 of everything, and
-OpenVINO int8 through NNCF post-training quantization (`sts.backends.OpenVinoEncoder` with
+OpenVINO int8 through NNCF post-training quantization (`sts.core.backends.OpenVinoEncoder` with
 quantize=static: the recipe backend=openvino uses), with and without SmoothQuant and with the
 sensitive groups kept in fp32. Each row prints the Spearman x100, its drop and the pairs/s of one
 scoring pass of the split (2 threads; a rough speed, the benchmark is bench_throughput.py).
@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sts  # noqa: E402
-from sts import backends, provenance  # noqa: E402
+from sts.core import backends  # noqa: E402
+from sts.core import provenance  # noqa: E402
 from sts.data.readers import read_pairs  # noqa: E402
 from sts.resources import resource  # noqa: E402
 

@@ -60,7 +60,7 @@ def load_runs(order: list) -> list[dict]:
     for path in sorted(RUNS.glob("*/seed*/metrics.json")):
         r = json.loads(path.read_text())
         m = r["metrics"]
-        # a multi-stage recipe's stages count too: sts/recipe.py adds stages/ in train_seconds; runs
+        # a multi-stage recipe's stages count too: sts/training/recipe.py adds stages/ in train_seconds; runs
         # recorded by the shell campaign before it kept them in stage*/ (stage0_* shared with other rows)
         seconds = m["train_seconds"] + sum(json.loads(s.read_text())["metrics"]["train_seconds"] for s in path.parent.glob("stage*/metrics.json"))
         rows.append({

@@ -3,7 +3,7 @@
 hydra-optuna-sweeper 1.3.0 requires optuna<3 (and pulled a hydra-core release candidate); this
 plugin keeps hydra-core 1.3 and a current Optuna. It lives in the `hydra_plugins` namespace
 package because Hydra only instantiates sweepers from there. Search spaces use Hydra's sweep
-syntax (`choice`, `range`, `interval`, `tag(log, ...)`), see sts.sweeps.distribution.
+syntax (`choice`, `range`, `interval`, `tag(log, ...)`), see sts.training.sweeps.distribution.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from sts.sweeps import override_value, search_space
+from sts.training.sweeps import override_value, search_space
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,9 @@
-"""STS: train and apply semantic-textual-similarity models (bi- and cross-encoders)."""
-from sts.config import register_resolvers
+"""STS: train and apply semantic-textual-similarity models (bi- and cross-encoders).
+
+`sts.load()` gives a model to score with; importing `sts` itself loads nothing heavy."""
 from sts.errors import STSError
 
 __version__ = "0.1.0"
-
-register_resolvers()
 
 
 def load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201  (sts.api.load's signature)

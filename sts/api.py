@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from sts.errors import STSError
-from sts.mining import MAX_PAIRS, MinedPair, similar_pairs
-from sts.models import BiEncoder, CrossEncoder, PairModule
-from sts.models.cross_encoder import set_both_orders
-from sts.scoring import Scorer, chunks, progress
+from sts.core.mining import MAX_PAIRS, MinedPair, similar_pairs
+from sts.core import BiEncoder, CrossEncoder, PairModel
+from sts.core.cross_encoder import set_both_orders
+from sts.core.scorer import Scorer, chunks, progress
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 OUTPUT_COLUMNS = ("score", "lbl")
@@ -57,18 +57,18 @@ class Model:
         module: the bi- or cross-encoder.
         info: where it came from and what it measured (see `info`).
         batch_size, precision, device: how it scores (precision: auto | fp32 | bf16 autocast;
-            auto = bf16 where the hardware has it natively, see sts.precision).
-        backend, quantize, calibration: auto (sts.precision.choose_backend: torch on bf16
+            auto = bf16 where the hardware has it natively, see sts.core.precision).
+        backend, quantize, calibration: auto (sts.core.precision.choose_backend: torch on bf16
             hardware, OpenVINO int8 on other CPUs), torch, onnx (ONNX Runtime, int8 `quantize`
             dynamic | static | none; static calibrated on `calibration` sentences) or openvino
             (the fp32 graph at `precision`, or NNCF's int8 graph with quantize=static); quantize
-            None is the backend's default. See sts.backends.
+            None is the backend's default. See sts.core.backends.
     """
 
-    def __init__(self, module: PairModule, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
+    def __init__(self, module: PairModel, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
                  backend: str = "auto", quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
         self.module = module
-        self._scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration)
+        self.scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration)
         self._info = info
 
     @property
@@ -96,8 +96,8 @@ class Model:
             "pooling": getattr(self.module, "pooling", None),
             "both_orders": getattr(self.module, "both_orders", None),
             "threshold": self.threshold,
-            "precision": self._scorer.precision,
-            "backend": self._scorer.backend,
+            "precision": self.scorer.precision,
+            "backend": self.scorer.backend,
             **self._info,
         }
 
@@ -141,14 +141,14 @@ class Model:
         """Similarity in 0-1 per pair (`clip=False`: a bi-encoder's raw cosine, as metrics use it).
         A DataFrame in gives a copy with `score` and `lbl` columns, index and rows unchanged."""
         first, second = self._pairs(sentences1, sentences2, columns)
-        scores = self._scorer(first, second, clip=clip) if first else np.empty(0, np.float32)
+        scores = self.scorer(first, second, clip=clip) if first else np.empty(0, np.float32)
         return self._labelled(sentences1, scores, self.threshold) if _is_frame(sentences1) else scores
 
     def label(self, sentences1: Any, sentences2: Any = None, *, threshold: float | None = None, columns: Sequence[str] = ("line1", "line2")) -> Any:
         """1 (similar) or 0 per pair: score >= `threshold` (default: the model's own)."""
         cut = self._threshold(threshold)
         first, second = self._pairs(sentences1, sentences2, columns)
-        scores = self._scorer(first, second) if first else np.empty(0, np.float32)
+        scores = self.scorer(first, second) if first else np.empty(0, np.float32)
         return self._labelled(sentences1, scores, cut) if _is_frame(sentences1) else (scores >= cut).astype(np.int64)
 
     # --- sentences --------------------------------------------------------------------------
@@ -166,8 +166,7 @@ class Model:
         texts = _texts("sentences", sentences)
         if not texts:
             return np.empty((0, module.encoder.config.hidden_size), np.float32)
-        with self._scorer.autocast():
-            return module.embed_texts(texts, self._scorer.batch_size, encode=self._scorer.encode).float().cpu().numpy()
+        return self.scorer.embed(texts)
 
     def _embed_all(self, sentences: list[str], show: str | bool) -> np.ndarray:
         parts = []
@@ -214,21 +213,6 @@ class Model:
         return sorted(pairs, key=lambda p: -p.score)
 
 
-def scoring_settings(cfg: Any) -> dict[str, Any]:
-    """How an entry point's config says to score (device, precision, batch size, backend):
-    the keyword arguments of `load`, read from the fields every scoring config shares."""
-    from sts.backends import read_calibration
-
-    return {
-        "device": cfg.device,
-        "precision": cfg.precision,
-        "batch_size": cfg.batch_size,
-        "backend": cfg.backend,
-        "quantize": cfg.quantize,
-        "calibration": read_calibration(cfg.calibration),
-    }
-
-
 def _source(path: str | Path | None) -> str:
     return "bundled" if path is None else str(path)
 
@@ -255,21 +239,23 @@ def load(
     encoder folders and ids only (a model file carries its own). `backend="onnx"` runs the
     network in ONNX Runtime, int8 (`quantize`), `backend="openvino"` in OpenVINO (bf16 where the
     CPU has AMX, int8 with quantize="static"); the default `auto` picks torch where the hardware
-    has native bf16 and OpenVINO int8 on other CPUs (sts.precision.choose_backend); see
-    sts.backends for what each costs."""
-    from sts import bundled, checkpoint, pretrained
+    has native bf16 and OpenVINO int8 on other CPUs (sts.core.precision.choose_backend); see
+    sts.core.backends for what each costs."""
+    from sts.io import bundled
+    from sts.io import checkpoint
+    from sts.io import pretrained
 
     file_like = path is not None and (Path(path).suffix in CHECKPOINT_SUFFIXES or (Path(path).exists() and not Path(path).is_dir()))
     if (pooling is not None or max_length is not None) and (path is None or file_like):
         raise STSError("pooling= and max_length= apply to an encoder folder or Hugging Face id; a model file and the bundled model carry their own")
     if path is None:
-        module: PairModule = bundled.module()
+        module: PairModel = bundled.module()
         record = bundled.record()
         module.threshold = float(record["threshold"])
         info = {
             "source": "bundled",
             "name": bundled.NAME,
-            "threshold_source": "STS-B dev, F1-maximising (python -m sts.bundled)",
+            "threshold_source": "STS-B dev, F1-maximising (python -m sts.commands.calibrate)",
             "metrics": {f"{split}/{k}": v for split in ("val", "test") for k, v in record[split].items()},
             "made_by": "zero-shot: the pretrained encoder, mean pooling, cosine; no training",
         }

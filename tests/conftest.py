@@ -70,7 +70,7 @@ def tiny_cfg(tiny_encoder: str, tmp_path: Path):
 @pytest.fixture(scope="session")
 def tiny_model_file(tiny_encoder: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model.pt from a 6-step bi-encoder training of the tiny encoder."""
-    from sts.training import train
+    from sts.training.fit import train
 
     out = tmp_path_factory.mktemp("trained")
     cfg = compose_train([f"encoder.name_or_path={tiny_encoder}", "logger=none", *TINY_TRAINER], out)
@@ -86,7 +86,7 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
 @pytest.fixture(scope="session")
 def tiny_cross_model_file(tiny_encoder: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model.pt from a 6-step cross-encoder training of the tiny encoder."""
-    from sts.training import train
+    from sts.training.fit import train
 
     out = tmp_path_factory.mktemp("trained-cross")
     train(compose_train([f"encoder.name_or_path={tiny_encoder}", "model=cross_encoder", "logger=none", *TINY_TRAINER], out))
@@ -94,9 +94,9 @@ def tiny_cross_model_file(tiny_encoder: str, tmp_path_factory: pytest.TempPathFa
 
 
 def refused(capsys: pytest.CaptureFixture, fn, *args) -> str:
-    """Run an entry point's function as its script does (`sts.cli.run`) and assert a refusal:
+    """Run an entry point's function as its script does (`sts.commands.cli.run`) and assert a refusal:
     non-zero exit, exactly one stderr line starting with "error: ", no traceback. Returns it."""
-    from sts.cli import run
+    from sts.commands.cli import run
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:

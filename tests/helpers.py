@@ -84,3 +84,28 @@ def assert_one_line_error(stderr: str, path: Path, case: tuple, gold: str) -> No
     assert len(lines) == 1, stderr
     where = f"{path}: row {row}: " if row else f"{path}: "
     assert lines[0].startswith(f"error: {where}") and message.replace("GOLD", gold) in lines[0], lines[0]
+
+
+S1 = ["A man is playing a guitar.", "A cat sleeps.", "Stocks fell sharply today."]
+S2 = ["A man plays guitar.", "A dog runs in the park.", "Markets dropped."]
+
+
+def tiny_model(cls, tiny_encoder: str, **kw):
+    """A bi- or cross-encoder (`cls`) around the tiny BERT, seeded."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.manual_seed(0)
+    return cls(encoder=AutoModel.from_pretrained(tiny_encoder), tokenizer=AutoTokenizer.from_pretrained(tiny_encoder), max_length=32, **kw)
+
+
+def pair_batch(module) -> dict:
+    """S1/S2 as the padded batch `module` reads, with gold scores."""
+    import torch
+
+    from sts.core.inputs import pad
+
+    enc = module.inputs.pairs(S1, S2)
+    batch = {side: pad(e, module.tokenizer.pad_token_id) for side, e in enc.items()}
+    batch["gold"] = torch.tensor([0.9, 0.1, 0.7])
+    return batch

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import sts
-from sts import checkpoint
+from sts.io import checkpoint
 from sts.api import Model
 from sts.errors import STSError
-from sts.export import export
+from sts.commands.export import export
 
 from conftest import ROOT, compose_config
 from helpers import Evil

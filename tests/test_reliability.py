@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sts import checkpoint, training
-from sts.cli import run
+from sts.io import checkpoint
+
+from sts.training import fit as training
+from sts.commands.cli import run
 from sts.errors import STSError
-from sts.training import train
+from sts.training.fit import train
 
 from conftest import ROOT, TINY_TRAINER
 from helpers import BAD_TABLES, Evil, assert_one_line_error, run_cli, write_case

@@ -23,16 +23,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from sts import checkpoint, options
-from sts.augmentation import augment
+from sts.io import checkpoint
+
+from sts.config import options
+from sts.training.augmentation import augment
 from sts.data.tables import atomic_output
-from sts.embedding import embed
+from sts.commands.embed import embed
 from sts.errors import STSError
-from sts.evaluation import evaluate
-from sts.export import export
-from sts.prediction import predict
-from sts.recipe import run_recipe
-from sts.training import train
+from sts.commands.evaluate import evaluate
+from sts.commands.export import export
+from sts.commands.predict import predict
+from sts.training.recipe import run_recipe
+from sts.training.fit import train
 
 from conftest import ROOT, TINY_TRAINER, compose_config, refused
 from helpers import Evil, foreground
@@ -108,7 +110,7 @@ def test_the_reported_file_writing_checkpoint_is_refused_by_every_loader(tiny_mo
     ]
     for fn, cfg in loaders:
         assert "is not a tokenizer file" in refused(capsys, fn, cfg)
-    from sts import soup
+    from sts.training import soup
 
     with pytest.raises(STSError, match="is not a tokenizer file"):
         soup.load_ingredients([tiny_model_file, tmp_path / "evil.pt"])
@@ -407,7 +409,7 @@ def test_fuzzed_input_file_keeps_every_row_or_is_refused(mutations: list, tiny_m
         path = Path(tmp) / "in.csv"
         path.write_bytes(bytes(data))
         out = Path(tmp) / "in.pred.csv"
-        from sts.cli import run
+        from sts.commands.cli import run
 
         try:
             run(predict, predict_cfg(tiny_model_file, path))
@@ -543,7 +545,7 @@ def test_export_overwrite_replaces_only_its_own_folders(tiny_model_file: Path, t
 
 @pytest.mark.parametrize("arg", ["threshold=[", "a=b=c", "foo", "columns=[a,b"])
 def test_unparsable_override_is_one_line(arg: str, capsys) -> None:
-    from sts.cli import check_overrides
+    from sts.commands.cli import check_overrides
 
     with pytest.raises(SystemExit) as e:
         check_overrides(["--cfg", "job", "ckpt=m.pt", arg])
@@ -552,7 +554,7 @@ def test_unparsable_override_is_one_line(arg: str, capsys) -> None:
 
 
 def test_valid_overrides_and_hydra_flags_pass() -> None:
-    from sts.cli import check_overrides
+    from sts.commands.cli import check_overrides
 
     check_overrides(["-m", "--cfg", "job", "-cn", "predict", "ckpt=m.pt", "'columns=[a,b]'".strip("'"), "+x=1", "~y", "data.train=[a.csv,b.csv]", "model=bi_encoder,cross_encoder"])
 
@@ -592,7 +594,7 @@ def test_model_folder_naming_code_is_refused_by_every_loader(case: tuple, tiny_e
     """sts.load (scoring, export folders) and training's encoder loading refuse the folder in one
     line naming the file and field, before transformers reads it (no prompt, nothing run)."""
     import sts
-    from sts.models.encoder import load_pretrained
+    from sts.io.encoders import load_pretrained
 
     _, file, fields, message = case
     folder = _folder_with_code(tiny_encoder, tmp_path / "model", file, fields)
@@ -701,7 +703,7 @@ def test_every_command_refuses_an_output_around_its_input(tiny_model_file: Path,
     holds one, or lies inside a folder one is. Nothing is written or lost."""
     import shutil
 
-    from sts.mining import mine
+    from sts.commands.mine import mine
 
     model_dir, encoder = tmp_path / "models", tmp_path / "encoder"
     model_dir.mkdir()
@@ -776,7 +778,7 @@ FOLDER_CONFIGS = [
 @pytest.mark.parametrize("config,message", FOLDER_CONFIGS, ids=[next(iter(c)) + "=" + str(next(iter(c.values()))) for c, _ in FOLDER_CONFIGS])
 def test_folder_config_that_does_not_fit_its_weights_is_one_line(config: dict, message: str, tiny_encoder: str, tmp_path: Path) -> None:
     import sts
-    from sts.models.encoder import load_pretrained
+    from sts.io.encoders import load_pretrained
 
     folder = _folder_variant(tiny_encoder, tmp_path / "model", **config)
     for load in (sts.load, load_pretrained):  # scoring a folder, training from it
@@ -798,7 +800,7 @@ def test_a_layer_missing_from_the_weights_is_refused_not_random(tiny_encoder: st
 
 def test_a_plain_encoder_without_pooler_still_trains_a_cross_encoder(tiny_encoder: str, tmp_path: Path) -> None:
     """The pooler is the head a cross-encoder initialises anew: a folder without it (a bi-encoder export) is no error."""
-    from sts.models.encoder import load_pretrained
+    from sts.io.encoders import load_pretrained
 
     folder = _folder_variant(tiny_encoder, tmp_path / "model")
     _without_tensors(folder, "pooler.")

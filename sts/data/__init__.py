@@ -1,5 +1,2 @@
-"""Reading, validating, tokenising and batching sentence pairs."""
-from sts.data.datamodule import PairDataModule
-from sts.data.readers import Pairs, read_pairs
-
-__all__ = ["PairDataModule", "Pairs", "read_pairs"]
+"""Data files: reading and checking tables of sentence pairs (CSV, TSV, JSONL and the STS-B, SICK,
+MSRP layouts), writing outputs atomically, and the plain-text tables commands print."""

@@ -6,13 +6,13 @@ CSV/TSV/JSONL files. Every problem is an `InputError` naming file, row and probl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sts.data.tables import Table, check_text_file, check_utf8, open_text
+from sts.data.tables import SUFFIX_FORMATS, Table, check_text_file, check_utf8, open_text
 from sts.errors import InputError
 
 
@@ -187,3 +187,42 @@ def read_pairs(
         parts[0].binary,
         {k: [v for part in parts for v in part.meta[k]] for k in meta_keys},
     )
+
+
+SPLITS = ("train", "val", "test")
+
+
+def read_splits(
+    paths: Mapping[str, str | Sequence[str] | None],
+    fmt: str = "table",
+    score_range: Sequence[float] | None = (0.0, 5.0),
+    columns: dict[str, str | None] | None = None,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+) -> dict[str, Pairs]:
+    """Every split `paths` names, read and validated. Without a val file, `val_fraction` > 0
+    carves dev out of train (a fixed permutation of `seed`): the split training selects on,
+    which evaluate.py reads the same way."""
+    pairs = {split: read_pairs(paths[split], fmt, score_range, columns) for split in SPLITS if paths.get(split)}
+    if "val" not in pairs and val_fraction > 0 and "train" in pairs:
+        order = np.random.default_rng(seed).permutation(len(pairs["train"]))
+        cut = int(round(len(order) * val_fraction))
+        pairs["val"] = pairs["train"].subset(np.sort(order[:cut]))
+        pairs["train"] = pairs["train"].subset(np.sort(order[cut:]))
+    return pairs
+
+
+def read_sentences(path: Path, fmt: str | None, column: str | None) -> list[str]:
+    """Sentences of a text file (one per line; a blank line is an error, so row i stays line i)
+    or of one column of a CSV/TSV/JSONL table."""
+    fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower(), "text")
+    if fmt == "text":
+        with open_text(check_text_file(path)) as f:
+            return [check_sentence(path, row, line.rstrip("\r\n"), "line") for row, line in enumerate(f, 1)]
+    table = Table(path, fmt)
+    if column is None:
+        if len(table.columns) != 1:
+            raise InputError(path, f"set column=NAME to say which column holds the sentences (columns found: {table.columns})")
+        column = table.columns[0]
+    table.require(column)
+    return [check_sentence(table.path, row, record[column], column) for row, record in table.rows()]

@@ -328,3 +328,28 @@ def _place_exclusively(tmp: Path, path: Path) -> None:
         if path.exists():
             raise STSError(f"{path}: already exists; pass overwrite=true to replace it") from None
         os.replace(tmp, path)
+
+
+def count_lines(path: str) -> int:
+    """Fast upper bound on the rows of a file, for a progress bar's total."""
+    n = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return n
+
+
+def check_output(inputs: Mapping[str, Any], output: Path, overwrite: bool) -> str:
+    """Refuse, before any work, an output that is an input (by any spelling, symlink or hard
+    link: `inputs` maps option names to what they name) or lies inside one, a directory, an
+    existing file without overwrite=true, or a format we cannot write; returns the output's format."""
+    check_apart({"output": output}, inputs)
+    if output.is_dir():
+        raise STSError(f"{output}: output is a directory")
+    if output.exists() and not output.is_file():
+        raise STSError(f"{output}: output exists and is not a regular file (a device or pipe); choose a file name")
+    if output.exists() and not overwrite:
+        raise STSError(f"{output}: already exists; pass overwrite=true to replace it")
+    if not output.parent.is_dir():
+        raise STSError(f"{output.parent}: output directory does not exist")
+    return table_format(output)

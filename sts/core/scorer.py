@@ -1,0 +1,89 @@
+"""Scoring raw sentence pairs (and embedding sentences) with a model: precision, device, backend,
+progress. The one path from texts to scores: the API, every command, the server, training's
+multi-process predict and the benchmarks all call it."""
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sts.core.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder
+from sts.errors import STSError
+from sts.core.model import Encode, PairModel
+from sts.core.precision import PRECISIONS, choose_backend, resolve
+
+
+class Scorer:
+    """Callable (texts1, texts2) -> scores, in input order.
+
+    precision: auto | fp32 | bf16 for the torch and openvino backends (sts.core.precision;
+    `self.precision` is what runs: auto's choice, or what OpenVINO compiled). backend: auto |
+    torch | onnx | openvino (sts.core.backends: ONNX Runtime with `quantize` dynamic | static | none,
+    static calibrated on `calibration` sentences; OpenVINO with quantize none (the fp32 graph) or
+    static (NNCF's int8 graph)). auto: sts.core.precision.choose_backend. quantize None: the backend's
+    default (onnx dynamic, openvino none).
+    """
+
+    def __init__(self, module: PairModel, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
+                 quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
+        if backend not in BACKENDS:
+            raise STSError(f"backend={backend!r}: choose one of {BACKENDS}")
+        if precision not in PRECISIONS:
+            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
+        self.device = torch.device(device)
+        if backend not in ("auto", "torch") and self.device.type != "cpu":
+            raise STSError(f"backend={backend} runs on the CPU; device={device} scores with backend=torch")
+        self.module = module.to(self.device).eval()
+        self.batch_size = batch_size
+        if backend == "auto":
+            backend, chosen = choose_backend(precision, device, cross_encoder=module.joined)
+            quantize = quantize or chosen
+        self.backend = backend
+        self.encode: Encode | None = None
+        if backend == "torch":
+            self.precision = resolve(precision, device)
+            return
+        quantize = quantize or DEFAULT_QUANTIZE[backend]
+        if backend == "openvino":
+            self.encode = OpenVinoEncoder(self.module, resolve(precision, device), quantize, calibration)
+            self.precision = self.encode.precision
+            return
+        self.encode = OnnxEncoder(self.module, quantize, calibration)
+        self.precision = "fp32" if quantize == "none" else "int8"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context the module runs in: bf16 autocast for torch, nothing for fp32 and the
+        graph backends (they run their own precision)."""
+        if self.backend == "torch" and self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def __call__(self, texts1: Sequence[str], texts2: Sequence[str], clip: bool = True) -> np.ndarray:
+        with self.autocast():
+            return self.module.score_texts(texts1, texts2, self.batch_size, clip=clip, encode=self.encode)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled embeddings (bi-encoders), float32, in input order, at this scorer's precision and backend."""
+        with self.autocast():
+            return self.module.embed_texts(texts, self.batch_size, encode=self.encode).float().cpu().numpy()
+
+
+def progress(total: int | None, enabled: str | bool = "auto", unit: str = "pairs", desc: str | None = None) -> tqdm:
+    """A bar with rate and ETA on a terminal; silent when stderr is not one (logs, pipes, CI)."""
+    show = sys.stderr.isatty() if enabled == "auto" else bool(enabled)
+    return tqdm(total=total, unit=unit, desc=desc, disable=not show, dynamic_ncols=True)
+
+
+def chunks(items: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,1 @@
+"""serve: a model behind HTTP (LitServe)."""

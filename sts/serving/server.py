@@ -1,0 +1,374 @@
+"""serve(cfg): a model behind HTTP with LitServe: dynamic batching, workers per device, /health.
+
+Endpoints: POST /v1/score (pairs -> score and lbl), POST /v1/embeddings (OpenAI-compatible;
+bi-encoders), GET /health and GET /info (LitServe's own; /info carries the model's record).
+
+Requests are validated completely in the HTTP process, before they join a batch (LitServe decodes
+a batch together, so one bad request must never get that far), by the pydantic models below:
+unknown fields, wrong types, non-finite numbers, empty sentences, text that is not UTF-8, options
+the model does not support and the size limits (tokens included) are a 422 naming the field. A
+batch of requests is then scored as one call to `Model.score` / `Model.embed`, so predict.py's
+length sorting and once-per-batch encoding of repeated sentences apply across clients; if that
+call fails, each request is scored alone and only the one that fails gets the error (issue 37).
+A request waits at most `timeout` seconds (504), and an inference worker that dies is restarted
+by LitServe (its in-flight requests get their 504 at the timeout).
+"""
+# no `from __future__ import annotations`: LitServe reads decode_request's annotation at run time
+# to let FastAPI validate the request body with it
+import asyncio
+import base64
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, ClassVar, Literal
+
+import numpy as np
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from sts import __version__
+
+from sts.config import options
+from sts.core.inputs import Encodings, PairInputs
+from sts.errors import STSError
+
+try:
+    import litserve as ls
+    from litserve.loops import BatchedLoop
+    from litserve.utils import LitAPIStatus, PickleableHTTPException
+except ImportError:
+    raise STSError("serve.py needs the serve extra: pip install 'sts[serve]' (LitServe)") from None
+
+log = logging.getLogger(__name__)
+
+
+class Limits:
+    """Request limits and what the model supports, set once in the serving process before the
+    HTTP workers fork: a request is checked against them before it can join a batch."""
+
+    max_pairs: ClassVar[int] = 10_000
+    max_chars: ClassVar[int] = 10_000
+    max_tokens: ClassVar[int] = 10_000 * 512
+    dimensions: ClassVar[int | None] = None  # the embeddings' width (bi-encoders)
+    inputs: ClassVar[PairInputs | None] = None  # the model's tokenizer, to count a request's tokens
+
+
+def _sentence(value: str, where: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{where} is empty or whitespace")
+    if len(value) > Limits.max_chars:
+        raise ValueError(f"{where} has {len(value)} characters; at most {Limits.max_chars} (max_chars)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate ("\ud800" in JSON): no tokenizer takes it
+        raise ValueError(f"{where} is not valid UTF-8 ({e.reason} at character {e.start})") from None
+    return value
+
+
+def _check_tokens(encode: Callable[[PairInputs], dict[str, Encodings]], what: str) -> None:
+    """The request's work bound: its tokens (as the model reads them, truncated) at most max_tokens."""
+    if Limits.inputs is None:
+        return
+    try:
+        sides = encode(Limits.inputs)
+    except STSError as e:
+        raise ValueError(f"{what}: {e}") from None
+    tokens = sum(len(ids) for enc in sides.values() for ids in enc["input_ids"])
+    if tokens > Limits.max_tokens:
+        raise ValueError(f"{what} have {tokens} tokens; at most {Limits.max_tokens} per request (max_tokens)")
+
+
+class ScoreRequest(BaseModel):
+    """{"pairs": [["s1", "s2"], ...], "threshold": 0.8 (optional)}"""
+
+    model_config = ConfigDict(extra="forbid")
+    pairs: list[Annotated[list[StrictStr], Field(min_length=2, max_length=2)]] = Field(min_length=1)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+
+    @field_validator("pairs")
+    @classmethod
+    def _check_pairs(cls, pairs: list[list[str]]) -> list[list[str]]:
+        if len(pairs) > Limits.max_pairs:
+            raise ValueError(f"{len(pairs)} pairs; at most {Limits.max_pairs} per request (max_pairs)")
+        for k, (first, second) in enumerate(pairs):
+            _sentence(first, f"pairs[{k}][0]")
+            _sentence(second, f"pairs[{k}][1]")
+        _check_tokens(lambda inputs: inputs.pairs([a for a, _ in pairs], [b for _, b in pairs]), "pairs")
+        return pairs
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request: {"input": str | [str, ...], "model": ..., "encoding_format": ...}"""
+
+    model_config = ConfigDict(extra="forbid")
+    input: StrictStr | list[StrictStr]
+    model: StrictStr | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: StrictStr | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _check_input(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if not texts:
+            raise ValueError("input is an empty list")
+        if len(texts) > Limits.max_pairs:
+            raise ValueError(f"{len(texts)} inputs; at most {Limits.max_pairs} per request (max_pairs)")
+        for k, text in enumerate(texts):
+            _sentence(text, f"input[{k}]")
+        _check_tokens(lambda inputs: {"input": inputs.texts(texts)}, "inputs")
+        return value
+
+    @field_validator("dimensions")
+    @classmethod
+    def _check_dimensions(cls, value: int | None) -> int | None:
+        if value is not None and value != Limits.dimensions:
+            raise ValueError(f"dimensions={value}: this model's embeddings have {Limits.dimensions} dimensions")
+        return value
+
+
+class PerRequestLoop(BatchedLoop):
+    """LitServe's batched loop, where an HTTPException that encode_response returns (rather than
+    raises, which would fail the whole batch) is the error response of that one request."""
+
+    def put_response(self, transport: Any, response_queue_id: int, uid: str, response_data: Any, status: LitAPIStatus, response_type: Any) -> None:  # noqa: D102
+        if status == LitAPIStatus.OK and isinstance(response_data, HTTPException):
+            response_data, status = PickleableHTTPException.from_exception(response_data), LitAPIStatus.ERROR
+        super().put_response(transport, response_queue_id, uid, response_data, status, response_type)
+
+
+def _isolated(batch: list[Any], run: Callable[[list[Any]], list[Any]]) -> list[Any]:
+    """run(batch), one output per request; if it fails, each request is run alone, so that only
+    the request that fails gets an error (an HTTPException as its output) and the others an answer."""
+    try:
+        return run(batch)
+    except Exception:
+        return [_alone(r, run) for r in batch]
+
+
+def _alone(request: Any, run: Callable[[list[Any]], list[Any]]) -> Any:
+    """One request run alone: its output, or the HTTPException (500, one line) that answers it."""
+    try:
+        return run([request])[0]
+    except STSError as e:
+        log.error("a request failed: %s", e)
+        return HTTPException(500, detail=str(e))
+    except Exception:
+        log.exception("a request failed")
+        return HTTPException(500, detail="scoring this request failed; the server's log has the error")
+
+
+class ScoreAPI(ls.LitAPI):
+    """POST /v1/score: each request's pairs, scored in one call with every request of its batch."""
+
+    def __init__(self, ckpt: str | None, settings: dict[str, Any], threads: int | None, **kwargs: Any) -> None:  # noqa: D107
+        super().__init__(**kwargs)
+        self.ckpt, self.settings, self.threads = ckpt, settings, threads
+
+    def setup(self, device: str) -> None:
+        import torch
+
+        import sts
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.model = sts.load(self.ckpt, **(self.settings | {"device": device}))
+
+    def decode_request(self, request: ScoreRequest) -> ScoreRequest:
+        return request
+
+    def batch(self, requests: list[ScoreRequest]) -> list[ScoreRequest]:
+        return requests
+
+    def predict(self, requests: list[ScoreRequest]) -> list[dict[str, Any] | HTTPException]:
+        return _isolated(requests, self._score)
+
+    def _score(self, batch: list[ScoreRequest]) -> list[dict[str, Any]]:
+        first = [a for r in batch for a, _ in r.pairs]
+        second = [b for r in batch for _, b in r.pairs]
+        scores = self.model.score(first, second)
+        out, start = [], 0
+        for r in batch:
+            part = scores[start : start + len(r.pairs)]
+            start += len(r.pairs)
+            threshold = self.model.threshold if r.threshold is None else r.threshold
+            out.append({"scores": part, "threshold": threshold})
+        return out
+
+    def unbatch(self, outputs: list[Any]) -> list[Any]:
+        return outputs
+
+    def encode_response(self, output: dict[str, Any] | HTTPException) -> Any:  # FastAPI's response model: any JSON
+        if isinstance(output, HTTPException):
+            return output  # this request's error (PerRequestLoop answers it as one)
+        threshold = float(output["threshold"])
+        results = [{"score": float(s), "lbl": int(s >= threshold)} for s in output["scores"]]
+        return {"results": results, "threshold": threshold, "model": self.model.info["source"]}
+
+
+class EmbeddingAPI(ScoreAPI):
+    """POST /v1/embeddings in OpenAI's format (the OpenAI client works unchanged)."""
+
+    def decode_request(self, request: EmbeddingRequest) -> EmbeddingRequest:
+        return request
+
+    def predict(self, requests: list[EmbeddingRequest]) -> list[dict[str, Any] | HTTPException]:
+        return _isolated(requests, self._embed)
+
+    def _embed(self, batch: list[EmbeddingRequest]) -> list[dict[str, Any]]:
+        texts = [[r.input] if isinstance(r.input, str) else r.input for r in batch]
+        flat = [t for group in texts for t in group]
+        embeddings = self.model.embed(flat)
+        # unit length, as OpenAI's are: a dot product is then the cosine the model scores with
+        embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
+        tokens = [len(ids) for ids in self.model.module.inputs.texts(flat)["input_ids"]]
+        out, start = [], 0
+        for r, group in zip(batch, texts):
+            part = slice(start, start + len(group))
+            start += len(group)
+            out.append({"embeddings": embeddings[part], "tokens": sum(tokens[part]), "format": r.encoding_format})
+        return out
+
+    def encode_response(self, output: dict[str, Any] | HTTPException) -> Any:  # noqa: D102
+        if isinstance(output, HTTPException):
+            return output
+        embeddings = output["embeddings"]
+
+        def encoded(vector: np.ndarray) -> list[float] | str:
+            if output["format"] == "base64":
+                return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+            return vector.tolist()
+
+        data = [{"object": "embedding", "index": k, "embedding": encoded(v)} for k, v in enumerate(embeddings)]
+        usage = {"prompt_tokens": output["tokens"], "total_tokens": output["tokens"]}
+        return {"object": "list", "data": data, "model": self.model.info["source"], "usage": usage}
+
+
+def _no_embeddings(architecture: str):
+    async def handler() -> None:
+        raise HTTPException(400, detail=f"the served model is a {architecture}, which reads both sentences together and has no sentence embeddings; serve a bi-encoder for /v1/embeddings")
+
+    return handler
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, without echoing the input back: an input of NaN or Infinity cannot be
+    written as JSON (FastAPI's own handler then fails with a plain-text 500), and a 10,000-character
+    sentence need not travel back. Each error keeps where (loc) and what (msg)."""
+    detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _bounded_by(timeout: float) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """HTTP middleware: a request gets its answer or a 504 within `timeout` seconds. LitServe's
+    own timeout only applies while a request waits in the queue, not while its batch runs or when
+    its worker died."""
+
+    async def bounded(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        try:
+            return await asyncio.wait_for(call_next(request), timeout)
+        except TimeoutError:
+            return JSONResponse({"detail": f"no result within timeout={timeout:g} s"}, status_code=504)
+
+    return bounded
+
+
+def _metadata(model: Any) -> dict[str, Any]:
+    """What GET /info says about the model (plain JSON)."""
+    info = OmegaConf.to_container(OmegaConf.create(model.info), resolve=True)
+    return {"version": __version__, **info}
+
+
+def build(cfg: DictConfig) -> "ls.LitServer":
+    """The LitServer for cfg (not started): validation limits set, model checked by loading it once."""
+    import sts
+    from sts.config import scoring_settings
+
+    settings = scoring_settings(cfg)
+    model = sts.load(cfg.ckpt, **settings)  # fails here, in one line, not in a worker
+    inputs = model.module.inputs
+    Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), inputs
+    Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * inputs.max_length
+    if model.architecture == "BiEncoder":
+        Limits.dimensions = int(model.embed(["a"]).shape[1])
+    batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": PerRequestLoop()}
+    apis: list[ls.LitAPI] = [ScoreAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)]
+    if model.architecture == "BiEncoder":
+        apis.append(EmbeddingAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/embeddings", **batching))
+    server = ls.LitServer(
+        apis,
+        accelerator=cfg.device,
+        devices=cfg.devices,
+        workers_per_device=int(cfg.workers),
+        timeout=float(cfg.timeout),
+        model_metadata=_metadata(model),
+        max_payload_size=int(cfg.max_payload_bytes),
+        fast_queue=bool(cfg.fast_queue),
+        restart_workers=True,
+    )
+    server.app.add_exception_handler(RequestValidationError, _validation_error)
+    server.app.middleware("http")(_bounded_by(float(cfg.timeout)))
+    # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (the middleware
+    # above); LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
+    server.uvicorn_graceful_timeout = float(cfg.timeout)
+    if model.architecture != "BiEncoder":
+        server.app.add_api_route("/v1/embeddings", _no_embeddings(model.architecture), methods=["POST"])
+    return server
+
+
+_MAIN_PID = os.getpid()
+_SERVER: "ls.LitServer | None" = None
+
+
+class _WorkerDeaths(logging.Filter):
+    """LitServe reports an inference worker's death and restart at INFO, below the server's
+    default log level: say those as warnings, and nothing more of LitServe's INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.getMessage().startswith("[monitoring] Worker"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        return False
+
+
+def _say_worker_deaths(log_level: str) -> None:
+    """Make worker deaths visible at log levels above INFO (at INFO LitServe says them itself)."""
+    if getattr(logging, str(log_level).upper(), logging.WARNING) > logging.INFO:
+        monitor = logging.getLogger("litserve.server")
+        monitor.setLevel(logging.INFO)
+        monitor.addFilter(_WorkerDeaths())
+
+
+def _drain_on_sigterm(signum: int, frame: object) -> None:
+    """In the serving process: LitServe's own Ctrl-C path, where the HTTP workers finish their
+    in-flight requests (uvicorn's graceful shutdown) before the inference workers stop. The HTTP
+    workers are forked with this handler and re-raise SIGTERM once uvicorn has drained: they exit."""
+    if os.getpid() != _MAIN_PID:
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already draining: a second SIGTERM changes nothing
+    if _SERVER is not None:  # LitServe's worker monitor must not restart the workers it stops now
+        _SERVER.restart_workers = False
+    raise KeyboardInterrupt
+
+
+def serve(cfg: DictConfig) -> None:
+    """Start the server and block until SIGTERM or SIGINT (both drain in-flight requests)."""
+    options.check(cfg, options.SERVE)
+    global _MAIN_PID, _SERVER
+    server = _SERVER = build(cfg)
+    _MAIN_PID = os.getpid()
+    signal.signal(signal.SIGTERM, _drain_on_sigterm)
+    _say_worker_deaths(cfg.log_level)
+    print(f"serving on http://{cfg.host}:{cfg.port} (POST /v1/score, /v1/embeddings; GET /health, /info)", file=sys.stderr, flush=True)
+    try:
+        server.run(host=cfg.host, port=int(cfg.port), num_api_servers=int(cfg.api_servers), generate_client_file=False, log_level=cfg.log_level)
+    except OSError as e:
+        raise STSError(f"cannot serve on {cfg.host}:{cfg.port} ({e.strerror or e})") from None

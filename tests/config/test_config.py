@@ -1,0 +1,72 @@
+"""Every config group composes and instantiates what it names."""
+from pathlib import Path
+
+import pytest
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from sts.config import CONFIG_DIR
+
+from conftest import compose_train
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["data", "model", "loss", "trainer", "callbacks", "logger", "encoder", "paths", "soup"])
+def test_every_option_composes(group: str, tmp_path: Path) -> None:
+    for option in options(group):
+        cfg = compose_train([f"{group}={option}"], tmp_path)
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        node = container[group]
+        if isinstance(node, dict) and "_target_" in node:
+            assert get_class(node["_target_"])
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"experiment={experiment}"], tmp_path)
+    assert get_class(cfg.model._target_) and get_class(cfg.loss._target_)
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # every interpolation resolves
+    assert container["task_name"] == experiment
+    for callback in container["callbacks"].values():
+        assert callback is None or get_class(callback["_target_"])
+
+
+def test_cross_encoder_defaults_to_bce_unless_overridden(tmp_path: Path) -> None:
+    assert compose_train(["model=cross_encoder"], tmp_path).loss._target_.endswith("BCELoss")
+    assert compose_train(["model=cross_encoder", "loss=cosent"], tmp_path).loss._target_.endswith("CoSENTLoss")
+    assert compose_train([], tmp_path).loss._target_.endswith("CosineMSELoss")  # the bi-encoder recipe chosen on dev
+
+
+def test_bundled_data_resolves_inside_the_package(tmp_path: Path) -> None:
+    cfg = compose_train([], tmp_path)
+    assert Path(cfg.data.train).is_file() and "sts/resources/stsb" in cfg.data.train
+
+
+def _recipe(cfg) -> dict:
+    """What a run trains, without where it writes and what it is called."""
+    container = OmegaConf.to_container(cfg, resolve=False)
+    for key in ("task_name", "soup", "stages", "paths", "model_file"):
+        container.pop(key)
+    return container
+
+
+def test_default_soup_trains_exactly_the_recorded_ingredient_recipes(tmp_path: Path) -> None:
+    """train.py's defaults are experiment=bi_soup's recipe: stages bi_cosine_3ep and bi_cosent_3ep."""
+    from sts.training.recipe import stage_config
+
+    defaults = compose_train([], tmp_path)
+    assert list(defaults.soup.ingredients) == list(defaults.stages) == ["cosine", "cosent"]
+    for name, experiment in zip(defaults.stages, ("bi_cosine_3ep", "bi_cosent_3ep")):
+        stage = stage_config(defaults, name, defaults.stages[name], tmp_path / "stage")
+        assert _recipe(stage) == _recipe(compose_train([f"experiment={experiment}"], tmp_path))
+    assert compose_train(["experiment=bi_soup"], tmp_path).soup.grid_step == defaults.soup.grid_step
+
+
+def test_single_model_experiments_and_the_cross_encoder_turn_the_soup_off(tmp_path: Path) -> None:
+    assert not compose_train(["model=cross_encoder"], tmp_path).soup.ingredients
+    for experiment in options("experiment"):
+        cfg = compose_train([f"experiment={experiment}"], tmp_path)
+        assert bool(cfg.soup.ingredients) == experiment.endswith("_soup"), experiment

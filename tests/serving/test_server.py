@@ -1,0 +1,309 @@
+"""serve.py: a real server on a loopback port, called over HTTP (httpx, the OpenAI client):
+scores equal the API's, batching across clients changes no answer, every bad request is a 4xx
+naming the problem, SIGTERM drains, and a soak of mixed requests leaves it answering."""
+import base64
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+
+import sts
+from sts.core.inputs import PairInputs
+from sts.errors import STSError
+from sts.serving.server import _isolated
+
+from conftest import ROOT
+from helpers import foreground
+
+# its tests share a module fixture that is expensive to build: one test process runs them all
+pytestmark = pytest.mark.xdist_group("server")
+
+S1 = ["the cat ate the mouse", "the dog chased the cat", "the king ate the cake", "A man plays a guitar."]
+S2 = ["the mouse was eaten by the cat", "the alligator is fat", "the cake was ingested by the king", "A man plays a guitar."]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """serve.py in a child process; `url` once /health answers. fp32, so that scores can be
+    compared with the API's to 1e-6 on any host (precision=auto would be bf16 on AMX CPUs)."""
+
+    def __init__(self, ckpt: Path, tmp_path: Path, *overrides: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        args = [sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}", f"port={self.port}", "threads=1", "precision=fp32", *overrides]
+        self.log = (tmp_path / f"serve-{self.port}.log").open("w")
+        self.proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=foreground)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, Path(self.log.name).read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).text == "ok":
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("server did not come up: " + Path(self.log.name).read_text()[-3000:])
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        """One request on a pooled keep-alive connection, as real clients (OpenAI's, httpx's) send
+        them; a new connection per request costs the 2-core test host more than the scoring."""
+        return self.client.post(path, **kwargs)
+
+    @functools.cached_property
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=60)
+        self.client.close()
+        self.log.close()
+        return code
+
+
+@pytest.fixture(scope="module")
+def bi_server(tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    server = Server(tiny_model_file, tmp_path_factory.mktemp("serve-bi"), "max_pairs=100", "max_chars=200", "max_payload_bytes=65536", "max_tokens=2000", "batch_timeout=0.05")
+    yield server
+    server.stop()
+
+
+def score(server: Server, pairs: list[list[str]], **extra) -> list[dict]:
+    response = server.post("/v1/score", json={"pairs": pairs, **extra})
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def test_score_equals_the_python_api_in_request_order(bi_server: Server, tiny_model_file: Path) -> None:
+    model = sts.load(tiny_model_file, precision="fp32")
+    results = score(bi_server, [list(p) for p in zip(S1, S2)])
+    expected = model.score(S1, S2)
+    np.testing.assert_allclose([r["score"] for r in results], expected, atol=1e-6)
+    assert [r["lbl"] for r in results] == (expected >= model.threshold).astype(int).tolist()
+    body = bi_server.post("/v1/score", json={"pairs": [[S1[0], S2[0]]], "threshold": 0.0}).json()
+    assert body["threshold"] == 0.0 and body["results"][0]["lbl"] == 1 and body["model"] == str(tiny_model_file)
+
+
+def test_concurrent_clients_batched_get_their_own_answers(bi_server: Server, tiny_model_file: Path) -> None:
+    model = sts.load(tiny_model_file, precision="fp32")
+    requests = [[[S1[i % 4], S2[(i * 3) % 4]]] * (1 + i % 3) for i in range(48)]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda pairs: score(bi_server, pairs), requests))
+    for pairs, results in zip(requests, answers):
+        assert len(results) == len(pairs)
+        np.testing.assert_allclose([r["score"] for r in results], model.score([p[0] for p in pairs], [p[1] for p in pairs]), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "names"),
+    [
+        (b'{"pairs": [["a", "b"]', 422, "JSON decode error"),
+        (b'[1, 2]', 422, "valid dictionary"),
+        (b'{"pairs": "a b"}', 422, "pairs"),
+        (b'{"pairs": [["a", 3]]}', 422, "string"),
+        (b'{"pairs": [["a", "b", "c"]]}', 422, "at most 2"),
+        (b'{"pairs": []}', 422, "at least 1"),
+        (b'{"pairs": [["a", "   "]]}', 422, "pairs[0][1] is empty or whitespace"),
+        (b'{"pairs": [["a", "b"]], "treshold": 0.5}', 422, "treshold"),
+        (b'{"pairs": [["a", "b"]], "threshold": 2}', 422, "less than or equal to 1"),
+        (b'{"pairs": [["a", "' + b"x" * 201 + b'"]]}', 422, "at most 200 (max_chars)"),
+        (b'{"pairs": ' + str([["a", "b"]] * 101).replace("'", '"').encode() + b"}", 422, "at most 100 per request (max_pairs)"),
+        (b'{"pairs": [["a", "' + b"y" * 70000 + b'"]]}', 413, "too large"),
+    ],
+)
+def test_bad_requests_are_4xx_naming_the_problem(bi_server: Server, body: bytes, status: int, names: str) -> None:
+    response = bi_server.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert names in response.text
+    assert score(bi_server, [[S1[0], S2[0]]])  # and the server still answers
+
+
+def test_one_clients_bad_request_fails_only_its_own(bi_server: Server) -> None:
+    """Issue 37: a lone surrogate or an unsupported `dimensions` among concurrent good requests."""
+    raw = {"headers": {"content-type": "application/json"}}
+    bad = [("/v1/score", {"content": b'{"pairs": [["a", "\\ud800"]]}', **raw}, "pairs[0][1] is not valid UTF-8"),
+           ("/v1/embeddings", {"content": b'{"input": ["a", "b\\udfff"]}', **raw}, "input[1] is not valid UTF-8"),
+           ("/v1/embeddings", {"json": {"input": "a", "dimensions": 7}}, "dimensions=7")]
+    good = [("/v1/score", {"json": {"pairs": [[S1[i % 4], S2[i % 4]]]}}, None) for i in range(12)] + [("/v1/embeddings", {"json": {"input": S1}}, None)] * 6
+    calls = [call for k in range(4) for call in (bad[k % 3], *good[k * 4 : k * 4 + 4])]
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda c: bi_server.post(c[0], **c[1]), calls))
+    for (_, _, names), response in zip(calls, responses):
+        assert response.status_code == (200 if names is None else 422), response.text
+        assert names is None or names in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [("/v1/score", b'{"pairs": [["a", "b"]], "threshold": ' + v + b"}", "threshold") for v in (b"NaN", b"Infinity", b"-Infinity", b"1e309")]
+    + [("/v1/embeddings", b'{"input": "a", "dimensions": ' + v + b"}", "dimensions") for v in (b"NaN", b"Infinity", b"1e309")],
+)
+def test_non_finite_numbers_are_422_naming_the_field(bi_server: Server, path: str, body: bytes, field: str) -> None:
+    response = bi_server.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert any(field in e["loc"] for e in response.json()["detail"])
+
+
+def test_tokens_per_request_are_limited(bi_server: Server) -> None:
+    """max_tokens bounds a request's work: 60 pairs within max_pairs and max_chars, but 60 x 2 x ~32 tokens."""
+    response = bi_server.post("/v1/score", json={"pairs": [["word " * 30, "word " * 30]] * 60})
+    assert response.status_code == 422 and "at most 2000 per request (max_tokens)" in response.text, response.text
+    assert bi_server.post("/v1/embeddings", json={"input": ["word " * 30] * 80}).status_code == 422
+
+
+def test_a_failing_request_is_isolated_from_its_batch() -> None:
+    def run(batch: list[str]) -> list[str]:
+        if "bad" in batch:
+            raise STSError("the tokenizer failed (PanicException: boom)")
+        return [s.upper() for s in batch]
+
+    outputs = _isolated(["a", "bad", "c"], run)
+    assert outputs[0] == "A" and outputs[2] == "C"
+    assert outputs[1].status_code == 500 and outputs[1].detail == "the tokenizer failed (PanicException: boom)"
+
+
+def test_tokenizer_panic_is_an_sts_error_in_one_line() -> None:
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic: not an Exception
+        pass
+
+    def tokenizer(*args, **kwargs):
+        raise PanicException("called `Result::unwrap()` on an `Err` value\nnote: run with RUST_BACKTRACE=1")
+
+    with pytest.raises(STSError, match=r"^the tokenizer failed \(PanicException: called `Result::unwrap\(\)` on an `Err` value\)$"):
+        PairInputs(tokenizer, 16, joined=False).pairs(["a"], ["b"])
+
+
+def _inference_workers(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+
+
+def test_killed_worker_answers_5xx_within_timeout_and_is_restarted(tiny_model_file: Path, tmp_path: Path) -> None:
+    server = Server(tiny_model_file, tmp_path, "timeout=3", "max_batch_size=1")
+    try:
+        pairs = [[f"sentence number {i} about cats", f"another sentence {i} about dogs"] for i in range(3000)]
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(server.post, "/v1/score", json={"pairs": pairs})
+            time.sleep(0.5)
+            killed = _inference_workers(server.proc.pid)
+            for worker in killed:
+                worker.kill()
+            start = time.monotonic()
+            response = pending.result()
+        assert response.status_code >= 500 and time.monotonic() - start < 5, response.text
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (httpx.get(f"{server.url}/health").text != "ok" or len(_inference_workers(server.proc.pid)) < len(killed)):
+            time.sleep(0.5)
+        assert server.proc.poll() is None and score(server, [[S1[0], S2[0]]])
+        said = Path(server.log.name).read_text()
+        assert "WARNING" in said and "is dead. Restarting it" in said, said[-2000:]  # logged at the default log level
+    finally:
+        assert server.stop() == 0
+
+
+def test_embeddings_openai_format_and_client(bi_server: Server, tiny_model_file: Path) -> None:
+    from openai import OpenAI
+
+    model = sts.load(tiny_model_file, precision="fp32")
+    expected = model.embed(S1)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    body = bi_server.post("/v1/embeddings", json={"input": S1, "model": "sts"}).json()
+    assert body["object"] == "list" and [d["index"] for d in body["data"]] == [0, 1, 2, 3] and body["usage"]["prompt_tokens"] > 0
+    np.testing.assert_allclose([d["embedding"] for d in body["data"]], expected, atol=1e-5)
+    packed = bi_server.post("/v1/embeddings", json={"input": S1[0], "encoding_format": "base64"}).json()["data"][0]["embedding"]
+    np.testing.assert_allclose(np.frombuffer(base64.b64decode(packed), dtype="<f4"), expected[0], atol=1e-5)
+    client = OpenAI(base_url=f"{bi_server.url}/v1", api_key="unused")
+    result = client.embeddings.create(input=S1, model="sts")  # the client asks for base64 and decodes it
+    np.testing.assert_allclose([d.embedding for d in result.data], expected, atol=1e-5)
+    assert bi_server.post("/v1/embeddings", json={"input": []}).status_code == 422
+    assert "dimensions=7" in bi_server.post("/v1/embeddings", json={"input": "a", "dimensions": 7}).text
+
+
+def test_health_and_info(bi_server: Server) -> None:
+    assert httpx.get(f"{bi_server.url}/health").text == "ok"
+    info = httpx.get(f"{bi_server.url}/info").json()["model"]
+    assert info["architecture"] == "BiEncoder" and info["version"] == sts.__version__ and "val/spearman" in info["metrics"] and 0 <= info["threshold"] <= 1
+    assert info["precision"] == "fp32"  # what the worker scores in, as set
+
+
+def test_cross_encoder_serves_scores_and_refuses_embeddings(tiny_cross_model_file: Path, tmp_path: Path) -> None:
+    server = Server(tiny_cross_model_file, tmp_path)
+    try:
+        results = score(server, [list(p) for p in zip(S1, S2)])
+        np.testing.assert_allclose([r["score"] for r in results], sts.load(tiny_cross_model_file, precision="fp32").score(S1, S2), atol=1e-6)
+        refused = server.post("/v1/embeddings", json={"input": "a"})
+        assert refused.status_code == 400 and "CrossEncoder" in refused.json()["detail"]
+    finally:
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_0(tiny_model_file: Path, tmp_path: Path) -> None:
+    server = Server(tiny_model_file, tmp_path, "max_batch_size=1")
+    pairs = [[f"sentence number {i} about cats", f"another sentence {i} about dogs"] for i in range(3000)]
+    with ThreadPoolExecutor(4) as pool:
+        pending = [pool.submit(server.post, "/v1/score", json={"pairs": pairs}) for _ in range(4)]
+        # one worker, batches of one: requests are answered one after another, so once the first
+        # is, the others have long been received and wait or run
+        while not any(p.done() for p in pending):
+            time.sleep(0.01)
+        in_flight = sum(not p.done() for p in pending)
+        code = server.stop(signal.SIGTERM)
+        responses = [p.result() for p in pending]
+    assert in_flight >= 2 and code == 0
+    assert all(r.status_code == 200 and len(r.json()["results"]) == 3000 for r in responses), [r.status_code for r in responses]
+
+
+def _tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+@pytest.mark.slow
+def test_soak_mixed_good_and_bad_requests(bi_server: Server, tiny_model_file: Path) -> None:
+    model = sts.load(tiny_model_file, precision="fp32")
+    expected = dict(zip(zip(S1, S2), model.score(S1, S2)))
+    good = [[S1[i % 4], S2[i % 4]] for i in range(4)]
+    bad = [b'{"pairs": [["a", ""]]}', b"{", b'{"pairs": [["a", 1]]}', b'{"pairs": [["a", "b"]], "x": 0}']
+
+    def one(i: int) -> bool:
+        if i % 3 == 0:
+            response = bi_server.post("/v1/score", content=bad[i % 4], headers={"content-type": "application/json"})
+            return response.status_code == 422
+        pairs = good[: 1 + i % 4]
+        results = score(bi_server, pairs)
+        return all(abs(r["score"] - expected[tuple(p)]) < 1e-6 for r, p in zip(results, pairs))
+
+    warm = [one(i) for i in range(200)]
+    before = _tree_rss_mib(bi_server.proc.pid)
+    with ThreadPoolExecutor(32) as pool:
+        outcomes = list(pool.map(one, range(3000)))
+    after = _tree_rss_mib(bi_server.proc.pid)
+    assert all(warm) and all(outcomes), outcomes.count(False)
+    assert after < before * 1.2 + 50, (before, after)
+    assert score(bi_server, good)
