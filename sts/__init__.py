@@ -13,4 +13,11 @@ def load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201  (sts.api.load's sign
     return _load(*args, **kwargs)
 
 
-__all__ = ["STSError", "load"]
+def describe(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201  (sts.api.describe's signature)
+    """`sts.api.describe`: what `load` would give, read and checked without building the network."""
+    from sts.api import describe as _describe
+
+    return _describe(*args, **kwargs)
+
+
+__all__ = ["STSError", "describe", "load"]

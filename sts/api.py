@@ -10,6 +10,7 @@ is the same number whichever way it is asked for.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sts.errors import STSError
 from sts.core.mining import MAX_PAIRS, MinedPair, similar_pairs
 from sts.core import BiEncoder, CrossEncoder, PairModel
 from sts.core.cross_encoder import set_both_orders
+from sts.core.inputs import PairInputs
 from sts.core.scorer import Scorer, chunks, progress
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
@@ -83,23 +85,9 @@ class Model:
     @property
     def info(self) -> dict[str, Any]:
         """Architecture, encoder, threshold and its origin, recorded metrics, how it was made."""
-        encoder = self.module.encoder.config
-        return {
-            "architecture": self.architecture,
-            "encoder": {
-                "model_type": encoder.model_type,
-                "name": getattr(encoder, "_name_or_path", "") or None,
-                "layers": getattr(encoder, "num_hidden_layers", None),
-                "hidden_size": getattr(encoder, "hidden_size", None),
-            },
-            "max_length": self.module.max_length,
-            "pooling": getattr(self.module, "pooling", None),
-            "both_orders": getattr(self.module, "both_orders", None),
-            "threshold": self.threshold,
-            "precision": self.scorer.precision,
-            "backend": self.scorer.backend,
-            **self._info,
-        }
+        module = self.module
+        return model_info(self.architecture, module.encoder.config, module.max_length, getattr(module, "pooling", None),
+                          getattr(module, "both_orders", None), self.threshold, self.scorer.precision, self.scorer.backend, self._info)
 
     def __repr__(self) -> str:
         return f"Model({self.architecture}, source={self._info.get('source')!r}, threshold={self.threshold:.3f})"
@@ -213,6 +201,129 @@ class Model:
         return sorted(pairs, key=lambda p: -p.score)
 
 
+def model_info(architecture: str, encoder: Any, max_length: int, pooling: str | None, both_orders: bool | None, threshold: float,
+               precision: str, backend: str, origin: dict[str, Any]) -> dict[str, Any]:
+    """`Model.info` (and `Description.info`): what the model is, how it scores, where it came from."""
+    return {
+        "architecture": architecture,
+        "encoder": {
+            "model_type": encoder.model_type,
+            "name": getattr(encoder, "_name_or_path", "") or None,
+            "layers": getattr(encoder, "num_hidden_layers", None),
+            "hidden_size": getattr(encoder, "hidden_size", None),
+        },
+        "max_length": max_length,
+        "pooling": pooling,
+        "both_orders": both_orders,
+        "threshold": float(threshold),
+        "precision": precision,
+        "backend": backend,
+        **origin,
+    }
+
+
+@dataclass(frozen=True)
+class Description:
+    """A model as `describe` reads it: everything but its network. What a server's HTTP process
+    needs (the tokenizer to count a request's tokens, the embeddings' width, /info) without
+    importing the network's code or loading weights; its workers `load` the model itself."""
+
+    architecture: str
+    tokenizer: Any
+    encoder: Any  # the encoder's transformers config
+    max_length: int
+    pooling: str | None
+    both_orders: bool | None
+    threshold: float
+    origin: dict[str, Any]
+
+    @property
+    def inputs(self) -> PairInputs:
+        return PairInputs(self.tokenizer, self.max_length, self.architecture == "CrossEncoder")
+
+    @property
+    def dimensions(self) -> int | None:
+        """The width of the sentence embeddings (bi-encoders; None for a cross-encoder)."""
+        return None if self.architecture == "CrossEncoder" else int(self.encoder.hidden_size)
+
+    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto") -> dict[str, Any]:
+        """`Model.info` as `load` with these settings would give it (the precision and backend a
+        scorer would choose on this host)."""
+        from sts.core.precision import choose_backend, resolve
+
+        if backend == "auto":
+            backend, _ = choose_backend(precision, device, cross_encoder=self.architecture == "CrossEncoder")
+        ran = resolve(precision, device) if backend in ("torch", "openvino") else "int8"
+        return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, self.threshold, ran, backend, self.origin)
+
+
+def describe(path: str | Path | None = None, *, both_orders: bool | None = None, pooling: str | None = None, max_length: int | None = None) -> Description:
+    """The model `load(path, ...)` would give, read and checked as `load` reads it (every field of
+    a model file, a folder's config, tokenizer and declared pooling) but without building its
+    network or reading its weights into one."""
+    from sts.io import bundled, checkpoint, pretrained
+
+    file_like = _file_like(path)
+    _check_overrides(path, file_like, pooling, max_length)
+    if path is None:
+        tokenizer, encoder = bundled.parts()
+        record = bundled.record()
+        found = Description("BiEncoder", tokenizer, encoder, bundled.MAX_LENGTH, bundled.POOLING, None, float(record["threshold"]), _bundled_origin(record))
+    elif file_like:
+        payload, tokenizer, encoder = checkpoint.describe(path)
+        hp = payload["hparams"]
+        cross = payload["architecture"] == "CrossEncoder"
+        found = Description(payload["architecture"], tokenizer, encoder, hp.get("max_length", 128), hp.get("pooling", "cls" if cross else "mean"),
+                            hp.get("both_orders", False) if cross else None, float(payload["threshold"]), _file_origin(path, payload.get("metrics", {})))
+    else:
+        architecture, tokenizer, encoder, length, pooled, threshold, folder_info = pretrained.describe(str(path), pooling, max_length)
+        found = Description(architecture, tokenizer, encoder, length, pooled, False if architecture == "CrossEncoder" else None, threshold, _folder_origin(path, folder_info))
+    if both_orders is not None:
+        if found.architecture != "CrossEncoder":
+            if both_orders:
+                raise STSError(f"both_orders=true: the model is a {found.architecture}, whose cosine is symmetric already; only cross-encoders take it")
+        else:
+            found = replace(found, both_orders=bool(both_orders))
+    if found.architecture == "CrossEncoder" and pooling is not None and pooling != found.pooling:
+        raise STSError(f"pooling={pooling}: this cross-encoder pools with {found.pooling}")
+    return found
+
+
+def _file_like(path: str | Path | None) -> bool:
+    return path is not None and (Path(path).suffix in CHECKPOINT_SUFFIXES or (Path(path).exists() and not Path(path).is_dir()))
+
+
+def _check_overrides(path: str | Path | None, file_like: bool, pooling: str | None, max_length: int | None) -> None:
+    if (pooling is not None or max_length is not None) and (path is None or file_like):
+        raise STSError("pooling= and max_length= apply to an encoder folder or Hugging Face id; a model file and the bundled model carry their own")
+
+
+def _bundled_origin(record: dict[str, Any]) -> dict[str, Any]:
+    from sts.io import bundled
+
+    return {
+        "source": "bundled",
+        "name": bundled.NAME,
+        "threshold_source": "STS-B dev, F1-maximising (python -m sts.commands.calibrate)",
+        "metrics": {f"{split}/{k}": v for split in ("val", "test") for k, v in record[split].items()},
+        "made_by": "zero-shot: the pretrained encoder, mean pooling, cosine; no training",
+    }
+
+
+def _file_origin(path: str | Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source": str(path),
+        "threshold_source": f"dev of {metrics.get('data', 'its training data')}, chosen at training",
+        "metrics": {k: v for k, v in metrics.items() if k not in ("config", "data")},
+        "trained_on": metrics.get("data"),
+        "made_by": metrics.get("config"),
+    }
+
+
+def _folder_origin(path: str | Path, folder_info: dict[str, Any]) -> dict[str, Any]:
+    return {"source": str(path), **folder_info, "made_by": "an exported or pretrained folder"}
+
+
 def _source(path: str | Path | None) -> str:
     return "bundled" if path is None else str(path)
 
@@ -241,37 +352,21 @@ def load(
     CPU has AMX, int8 with quantize="static"); the default `auto` picks torch where the hardware
     has native bf16 and OpenVINO int8 on other CPUs (sts.core.precision.choose_backend); see
     sts.core.backends for what each costs."""
-    from sts.io import bundled
-    from sts.io import checkpoint
-    from sts.io import pretrained
+    from sts.io import bundled, checkpoint, pretrained
 
-    file_like = path is not None and (Path(path).suffix in CHECKPOINT_SUFFIXES or (Path(path).exists() and not Path(path).is_dir()))
-    if (pooling is not None or max_length is not None) and (path is None or file_like):
-        raise STSError("pooling= and max_length= apply to an encoder folder or Hugging Face id; a model file and the bundled model carry their own")
+    file_like = _file_like(path)
+    _check_overrides(path, file_like, pooling, max_length)
     if path is None:
         module: PairModel = bundled.module()
         record = bundled.record()
         module.threshold = float(record["threshold"])
-        info = {
-            "source": "bundled",
-            "name": bundled.NAME,
-            "threshold_source": "STS-B dev, F1-maximising (python -m sts.commands.calibrate)",
-            "metrics": {f"{split}/{k}": v for split in ("val", "test") for k, v in record[split].items()},
-            "made_by": "zero-shot: the pretrained encoder, mean pooling, cosine; no training",
-        }
+        info = _bundled_origin(record)
     elif file_like:
         module = checkpoint.load(path)
-        metrics = dict(getattr(module, "checkpoint_metrics", {}))
-        info = {
-            "source": str(path),
-            "threshold_source": f"dev of {metrics.get('data', 'its training data')}, chosen at training",
-            "metrics": {k: v for k, v in metrics.items() if k not in ("config", "data")},
-            "trained_on": metrics.get("data"),
-            "made_by": metrics.get("config"),
-        }
+        info = _file_origin(path, dict(getattr(module, "checkpoint_metrics", {})))
     else:
         module, folder_info = pretrained.load(str(path), pooling, max_length)
-        info = {"source": str(path), **folder_info, "made_by": "an exported or pretrained folder"}
+        info = _folder_origin(path, folder_info)
     set_both_orders(module, both_orders)
     if isinstance(module, CrossEncoder) and pooling is not None and pooling != module.pooling:
         raise STSError(f"pooling={pooling}: this cross-encoder pools with {module.pooling}")

@@ -160,3 +160,24 @@ def test_both_orders_override_for_cross_encoders(tiny_cross_model_file: Path, ti
     np.testing.assert_allclose(both.score(S1, S2), expected, atol=1e-5)
     with pytest.raises(STSError, match="symmetric already"):
         sts.load(tiny_model_file, both_orders=True)
+
+
+@pytest.mark.parametrize("source", ["bundled", "tiny_model_file", "tiny_cross_model_file", "tiny_encoder"])
+def test_describe_reads_what_load_builds_without_the_network(source: str, request) -> None:
+    """A server's HTTP process describes the model it serves: the same /info, inputs and width as
+    the loaded model, with no network built."""
+    path = None if source == "bundled" else request.getfixturevalue(source)
+    described, loaded = sts.describe(path), sts.load(path)
+    assert described.info() == loaded.info
+    assert described.dimensions == (None if loaded.architecture == "CrossEncoder" else loaded.module.encoder.config.hidden_size)
+    assert described.inputs.pairs(S1, S2) == loaded.module.inputs.pairs(S1, S2)
+
+
+def test_describe_refuses_what_load_refuses(tmp_path: Path, tiny_model_file: Path, tiny_cross_model_file: Path) -> None:
+    (tmp_path / "evil.pt").write_bytes(b"PK\x03\x04 not really")
+    for path, kwargs, message in [(tmp_path / "missing.pt", {}, "checkpoint not found"), (tmp_path / "evil.pt", {}, "evil.pt"),
+                                  (tiny_model_file, {"pooling": "cls"}, "apply to an encoder folder"),
+                                  (tiny_model_file, {"both_orders": True}, "symmetric already")]:
+        with pytest.raises(STSError, match=message):
+            sts.describe(path, **kwargs)
+    assert sts.describe(tiny_cross_model_file, both_orders=True).info()["both_orders"] is True

@@ -28,6 +28,17 @@ def module() -> BiEncoder:
     return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=MAX_LENGTH, pooling=POOLING).eval()
 
 
+def parts() -> tuple[Any, Any]:
+    """(tokenizer, encoder config) of the bundled encoder, without building it."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from sts.io.encoders import check_source, check_tokenizer, resolve
+
+    path = resolve(None)
+    check_source(path)
+    return check_tokenizer(AutoTokenizer.from_pretrained(path, trust_remote_code=False), path), AutoConfig.from_pretrained(path, trust_remote_code=False)
+
+
 def record() -> dict[str, Any]:
     """The shipped calibration: threshold and STS-B dev/test metrics."""
     return json.loads(RECORD.read_text())

@@ -211,22 +211,45 @@ def build(payload: dict[str, Any], path: str | Path = "checkpoint", tokenizer: A
     """An untrained module with the architecture, encoder and tokenizer a checked payload
     describes (`path` names the payload's file in errors). Under `with torch.device("meta")`
     it allocates nothing, which is how `load` compares shapes before building for real."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
     architecture = payload["architecture"]
     tokenizer = tokenizer if tokenizer is not None else _tokenizer(payload, path)
+    config = encoder_config(payload, path)
     try:
-        encoder_config = dict(payload["encoder_config"])
-        config = AutoConfig.for_model(encoder_config.pop("model_type"), **encoder_config)
         encoder = AutoModel.from_config(config, trust_remote_code=False)
         module = ARCHITECTURES[architecture](encoder=encoder, tokenizer=tokenizer, **hparams_rules.split(payload["hparams"])[0])
     except Exception as e:  # transformers validates configs with its own error types; any is the payload's fault
         raise STSError(f"{path}: the payload does not describe a valid {architecture} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
-    vocab = getattr(encoder.config, "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
-        raise STSError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the encoder's vocabulary only {vocab}")
+    _check_vocabulary(path, tokenizer, encoder.config)
     module.threshold = float(payload.get("threshold", 0.5))
     return module
+
+
+def encoder_config(payload: dict[str, Any], path: str | Path) -> Any:
+    """The encoder's transformers config from a checked payload."""
+    from transformers import AutoConfig
+
+    try:
+        fields = dict(payload["encoder_config"])
+        return AutoConfig.for_model(fields.pop("model_type"), **fields)
+    except Exception as e:  # transformers validates configs with its own error types
+        raise STSError(f"{path}: the payload does not describe a valid {payload['architecture']} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+
+
+def _check_vocabulary(path: str | Path, tokenizer: Any, config: Any) -> None:
+    vocab = getattr(config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise STSError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the encoder's vocabulary only {vocab}")
+
+
+def describe(path: str | Path) -> tuple[dict[str, Any], Any, Any]:
+    """(payload, tokenizer, encoder config) of a model file, every field checked as `load` checks
+    it, without building the network (sts.api.describe)."""
+    payload = read(path)["sts"]
+    tokenizer, config = _tokenizer(payload, path), encoder_config(payload, path)
+    _check_vocabulary(path, tokenizer, config)
+    return payload, tokenizer, config
 
 
 def load(path: str | Path, architecture: str | None = None) -> PairModel:

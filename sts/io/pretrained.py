@@ -8,6 +8,7 @@ our CrossEncoder (the inverse of `export.sequence_classifier`). Nothing runs rem
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from sts.io.checkpoint import ENCODER_TYPES
@@ -76,9 +77,8 @@ def _build(name: str, folder: Path, config: Any, pooling: str | None, max_length
     return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=max_length or _declared_length(folder, tokenizer), pooling=pooling)
 
 
-def load(name: str, pooling: str | None = None, max_length: int | None = None) -> tuple[PairModel, dict[str, Any]]:
-    """The folder's (or hub id's) model and what it says about itself: threshold and metrics
-    from export.py's marker when there is one (else an uncalibrated 0.5)."""
+def _config(name: str) -> Any:
+    """The folder's (or hub id's) encoder config, after the checks every reader makes."""
     from transformers import AutoConfig
 
     folder = Path(name)
@@ -95,16 +95,49 @@ def load(name: str, pooling: str | None = None, max_length: int | None = None) -
         ) from None
     if config.model_type not in ENCODER_TYPES:
         raise STSError(f"{name}: encoder type {config.model_type!r} is not one we build on ({', '.join(sorted(ENCODER_TYPES))})")
+    return config
+
+
+def _calibration(folder: Path) -> tuple[float, dict[str, Any]]:
+    """The threshold and metrics export.py's marker records (else an uncalibrated 0.5)."""
+    marker = read_json_object(folder / MARKER) if (folder / MARKER).is_file() else {}
+    threshold = marker.get("threshold")
+    calibrated = isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0
+    metrics = marker.get("metrics") if isinstance(marker.get("metrics"), dict) else {}
+    info = {"threshold_source": "export" if calibrated else "default 0.5 (not calibrated: pass threshold= or evaluate on dev)", "metrics": metrics}
+    return (float(threshold) if calibrated else 0.5), info
+
+
+def _failing(name: str, build: Callable[[], Any]) -> Any:
     try:
-        module = _build(name, folder, config, pooling, max_length)
+        return build()
     except STSError:
         raise
     except Exception as e:  # transformers and tokenizers raise many types for a broken folder
         raise STSError(f"{name}: cannot load the model in it ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
-    marker = read_json_object(folder / MARKER) if (folder / MARKER).is_file() else {}
-    threshold = marker.get("threshold")
-    calibrated = isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0
-    module.threshold = float(threshold) if calibrated else 0.5
-    metrics = marker.get("metrics") if isinstance(marker.get("metrics"), dict) else {}
-    info = {"threshold_source": "export" if calibrated else "default 0.5 (not calibrated: pass threshold= or evaluate on dev)", "metrics": metrics}
+
+
+def load(name: str, pooling: str | None = None, max_length: int | None = None) -> tuple[PairModel, dict[str, Any]]:
+    """The folder's (or hub id's) model and what it says about itself: threshold and metrics
+    from export.py's marker when there is one (else an uncalibrated 0.5)."""
+    config = _config(name)
+    module = _failing(name, lambda: _build(name, Path(name), config, pooling, max_length))
+    module.threshold, info = _calibration(Path(name))
     return module.eval(), info
+
+
+def describe(name: str, pooling: str | None = None, max_length: int | None = None) -> tuple[str, Any, Any, int, str, float, dict[str, Any]]:
+    """(architecture, tokenizer, encoder config, max_length, pooling, threshold, info) of the
+    folder's (or hub id's) model, read as `load` reads them, without building the network."""
+    from transformers import AutoTokenizer
+
+    config = _config(name)
+    folder = Path(name)
+    cross = is_cross_encoder(folder, config)
+    if cross and pooling not in (None, "cls"):
+        raise STSError(f"pooling={pooling}: a sequence-classifier folder reads the [CLS] state")
+    tokenizer = _failing(name, lambda: check_tokenizer(AutoTokenizer.from_pretrained(name, trust_remote_code=False), name))
+    length = max_length or _declared_length(folder, tokenizer)
+    pooled = "cls" if cross else pooling or sentence_transformers_pooling(name) or "mean"
+    threshold, info = _calibration(folder)
+    return ("CrossEncoder" if cross else "BiEncoder"), tokenizer, config, length, pooled, threshold, info

@@ -164,6 +164,17 @@ def _alone(request: Any, run: Callable[[list[Any]], list[Any]]) -> Any:
         return HTTPException(500, detail="scoring this request failed; the server's log has the error")
 
 
+class _OneLineSetupError(logging.Filter):
+    """A worker whose model fails to load (a check `describe` cannot make: the weights themselves)
+    logs our one-line error, not LitServe's traceback; the server then stops (`serve`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, STSError):
+            record.msg, record.args, record.exc_info, record.exc_text = f"the inference worker cannot load the model: {error}", (), None, None
+        return True
+
+
 class ScoreAPI(ls.LitAPI):
     """POST /v1/score: each request's pairs, scored in one call with every request of its batch."""
 
@@ -176,6 +187,7 @@ class ScoreAPI(ls.LitAPI):
 
         import sts
 
+        logging.getLogger("litserve.loops.loops").addFilter(_OneLineSetupError())
         if self.threads:
             torch.set_num_threads(self.threads)
         self.model = sts.load(self.ckpt, **(self.settings | {"device": device}))
@@ -279,24 +291,24 @@ def _bounded_by(timeout: float) -> Callable[[Request, Callable[[Request], Awaita
     return bounded
 
 
-def _metadata(model: Any) -> dict[str, Any]:
+def _metadata(info: dict[str, Any]) -> dict[str, Any]:
     """What GET /info says about the model (plain JSON)."""
-    info = OmegaConf.to_container(OmegaConf.create(model.info), resolve=True)
-    return {"version": __version__, **info}
+    return {"version": __version__, **OmegaConf.to_container(OmegaConf.create(info), resolve=True)}
 
 
 def build(cfg: DictConfig) -> "ls.LitServer":
-    """The LitServer for cfg (not started): validation limits set, model checked by loading it once."""
-    import sts
+    """The LitServer for cfg (not started), validation limits set. This process reads and checks
+    the model (`sts.api.describe`: every field, the tokenizer, without building the network), so a
+    bad model fails here in one line; only the inference workers load it."""
+    from sts.api import describe
     from sts.config import scoring_settings
 
     settings = scoring_settings(cfg)
-    model = sts.load(cfg.ckpt, **settings)  # fails here, in one line, not in a worker
-    inputs = model.module.inputs
-    Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), inputs
-    Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * inputs.max_length
-    if model.architecture == "BiEncoder":
-        Limits.dimensions = int(model.embed(["a"]).shape[1])
+    model = describe(cfg.ckpt)
+    Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), model.inputs
+    Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.max_length
+    Limits.dimensions = model.dimensions
+    info = model.info(settings["precision"], settings["device"], settings["backend"])
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": PerRequestLoop()}
     apis: list[ls.LitAPI] = [ScoreAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)]
     if model.architecture == "BiEncoder":
@@ -307,7 +319,7 @@ def build(cfg: DictConfig) -> "ls.LitServer":
         devices=cfg.devices,
         workers_per_device=int(cfg.workers),
         timeout=float(cfg.timeout),
-        model_metadata=_metadata(model),
+        model_metadata=_metadata(info),
         max_payload_size=int(cfg.max_payload_bytes),
         fast_queue=bool(cfg.fast_queue),
         restart_workers=True,
@@ -372,3 +384,5 @@ def serve(cfg: DictConfig) -> None:
         server.run(host=cfg.host, port=int(cfg.port), num_api_servers=int(cfg.api_servers), generate_client_file=False, log_level=cfg.log_level)
     except OSError as e:
         raise STSError(f"cannot serve on {cfg.host}:{cfg.port} ({e.strerror or e})") from None
+    except RuntimeError as e:  # LitServe: a worker's setup failed (its line is above)
+        raise STSError(f"the server did not start: {e}") from None
