@@ -175,8 +175,12 @@ class _OneLineSetupError(logging.Filter):
         return True
 
 
-class ScoreAPI(ls.LitAPI):
-    """POST /v1/score: each request's pairs, scored in one call with every request of its batch."""
+class PairAPI(ls.LitAPI):
+    """Every endpoint's requests in one inference worker holding one model (RSS: the HTTP
+    front-end plus one model per worker). LitServe registers POST /v1/score from decode_request's
+    annotation; `build` routes the other endpoints into the same queue, each with its own request
+    model, so a batch may mix them: `predict` scores each kind in one call and answers each
+    request in its place."""
 
     def __init__(self, ckpt: str | None, settings: dict[str, Any], threads: int | None, **kwargs: Any) -> None:  # noqa: D107
         super().__init__(**kwargs)
@@ -191,49 +195,44 @@ class ScoreAPI(ls.LitAPI):
         if self.threads:
             torch.set_num_threads(self.threads)
         self.model = sts.load(self.ckpt, **(self.settings | {"device": device}))
+        self.source = self.model.info["source"]
 
-    def decode_request(self, request: ScoreRequest) -> ScoreRequest:
+    def decode_request(self, request: ScoreRequest) -> BaseModel:
         return request
 
-    def batch(self, requests: list[ScoreRequest]) -> list[ScoreRequest]:
+    def batch(self, requests: list[BaseModel]) -> list[BaseModel]:
         return requests
 
-    def predict(self, requests: list[ScoreRequest]) -> list[dict[str, Any] | HTTPException]:
-        return _isolated(requests, self._score)
-
-    def _score(self, batch: list[ScoreRequest]) -> list[dict[str, Any]]:
-        first = [a for r in batch for a, _ in r.pairs]
-        second = [b for r in batch for _, b in r.pairs]
-        scores = self.model.score(first, second)
-        out, start = [], 0
-        for r in batch:
-            part = scores[start : start + len(r.pairs)]
-            start += len(r.pairs)
-            threshold = self.model.threshold if r.threshold is None else r.threshold
-            out.append({"scores": part, "threshold": threshold})
-        return out
+    def predict(self, requests: list[BaseModel]) -> list[dict[str, Any] | HTTPException]:
+        runs: dict[type, Callable[[list[Any]], list[dict[str, Any]]]] = {ScoreRequest: self._score, EmbeddingRequest: self._embed}
+        outputs: list[Any] = [None] * len(requests)
+        for kind, run in runs.items():
+            where = [k for k, r in enumerate(requests) if isinstance(r, kind)]
+            if where:
+                for k, output in zip(where, _isolated([requests[k] for k in where], run)):
+                    outputs[k] = output
+        return outputs
 
     def unbatch(self, outputs: list[Any]) -> list[Any]:
         return outputs
 
     def encode_response(self, output: dict[str, Any] | HTTPException) -> Any:  # FastAPI's response model: any JSON
-        if isinstance(output, HTTPException):
-            return output  # this request's error (PerRequestLoop answers it as one)
-        threshold = float(output["threshold"])
-        results = [{"score": float(s), "lbl": int(s >= threshold)} for s in output["scores"]]
-        return {"results": results, "threshold": threshold, "model": self.model.info["source"]}
+        return output  # the answer, or this request's error (PerRequestLoop answers it as one)
 
-
-class EmbeddingAPI(ScoreAPI):
-    """POST /v1/embeddings in OpenAI's format (the OpenAI client works unchanged)."""
-
-    def decode_request(self, request: EmbeddingRequest) -> EmbeddingRequest:
-        return request
-
-    def predict(self, requests: list[EmbeddingRequest]) -> list[dict[str, Any] | HTTPException]:
-        return _isolated(requests, self._embed)
+    def _score(self, batch: list[ScoreRequest]) -> list[dict[str, Any]]:
+        """POST /v1/score: each request's pairs, scored in one call with every request of its batch."""
+        scores = self.model.score([a for r in batch for a, _ in r.pairs], [b for r in batch for _, b in r.pairs])
+        out, start = [], 0
+        for r in batch:
+            part = scores[start : start + len(r.pairs)]
+            start += len(r.pairs)
+            threshold = float(self.model.threshold if r.threshold is None else r.threshold)
+            results = [{"score": float(s), "lbl": int(s >= threshold)} for s in part]
+            out.append({"results": results, "threshold": threshold, "model": self.source})
+        return out
 
     def _embed(self, batch: list[EmbeddingRequest]) -> list[dict[str, Any]]:
+        """POST /v1/embeddings in OpenAI's format (the OpenAI client works unchanged)."""
         texts = [[r.input] if isinstance(r.input, str) else r.input for r in batch]
         flat = [t for group in texts for t in group]
         embeddings = self.model.embed(flat)
@@ -244,22 +243,30 @@ class EmbeddingAPI(ScoreAPI):
         for r, group in zip(batch, texts):
             part = slice(start, start + len(group))
             start += len(group)
-            out.append({"embeddings": embeddings[part], "tokens": sum(tokens[part]), "format": r.encoding_format})
+            as_base64 = r.encoding_format == "base64"
+            data = [{"object": "embedding", "index": k, "embedding": _base64(v) if as_base64 else v.tolist()} for k, v in enumerate(embeddings[part])]
+            used = sum(tokens[part])
+            out.append({"object": "list", "data": data, "model": self.source, "usage": {"prompt_tokens": used, "total_tokens": used}})
         return out
 
-    def encode_response(self, output: dict[str, Any] | HTTPException) -> Any:  # noqa: D102
-        if isinstance(output, HTTPException):
-            return output
-        embeddings = output["embeddings"]
 
-        def encoded(vector: np.ndarray) -> list[float] | str:
-            if output["format"] == "base64":
-                return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-            return vector.tolist()
+def _base64(vector: np.ndarray) -> str:
+    """OpenAI's base64 encoding of an embedding: little-endian float32."""
+    return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
 
-        data = [{"object": "embedding", "index": k, "embedding": encoded(v)} for k, v in enumerate(embeddings)]
-        usage = {"prompt_tokens": output["tokens"], "total_tokens": output["tokens"]}
-        return {"object": "list", "data": data, "model": self.model.info["source"], "usage": usage}
+
+def _route(server: "ls.LitServer", api: PairAPI, path: str, request_type: type[BaseModel]) -> None:
+    """POST `path`: requests validated as `request_type` in the HTTP process, then scored by the
+    same inference workers (and queue) as /v1/score. LitServe's own request handler does the
+    queueing (litserve is pinned: this is its internal API)."""
+    from litserve.server import RegularRequestHandler
+
+    handler = RegularRequestHandler(api, server)
+
+    async def endpoint(request: request_type) -> Any:  # type: ignore[valid-type]
+        return await handler.handle_request(request, request_type)
+
+    server.app.add_api_route(path, endpoint, methods=["POST"])
 
 
 def _no_embeddings(architecture: str):
@@ -310,11 +317,9 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     Limits.dimensions = model.dimensions
     info = model.info(settings["precision"], settings["device"], settings["backend"])
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": PerRequestLoop()}
-    apis: list[ls.LitAPI] = [ScoreAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)]
-    if model.architecture == "BiEncoder":
-        apis.append(EmbeddingAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/embeddings", **batching))
+    api = PairAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)
     server = ls.LitServer(
-        apis,
+        api,
         accelerator=cfg.device,
         devices=cfg.devices,
         workers_per_device=int(cfg.workers),
@@ -329,7 +334,9 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (the middleware
     # above); LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
     server.uvicorn_graceful_timeout = float(cfg.timeout)
-    if model.architecture != "BiEncoder":
+    if model.architecture == "BiEncoder":
+        _route(server, api, "/v1/embeddings", EmbeddingRequest)
+    else:
         server.app.add_api_route("/v1/embeddings", _no_embeddings(model.architecture), methods=["POST"])
     return server
 

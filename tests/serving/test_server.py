@@ -194,6 +194,25 @@ def _inference_workers(pid: int) -> list[psutil.Process]:
     return [p for p in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
 
 
+def test_one_worker_holds_the_model_for_every_endpoint(bi_server: Server, tiny_model_file: Path) -> None:
+    """A bi-encoder serves /v1/score and /v1/embeddings from one inference worker (one model in
+    memory), and a batch mixing the two answers each request as if it came alone."""
+    assert len(_inference_workers(bi_server.proc.pid)) == 1
+    model = sts.load(tiny_model_file, precision="fp32")
+    expected_scores, expected_embeddings = model.score(S1, S2), model.embed(S1)
+    expected_embeddings /= np.linalg.norm(expected_embeddings, axis=1, keepdims=True)
+
+    def one(i: int) -> bool:
+        k = i % 4
+        if i % 2:
+            return abs(score(bi_server, [[S1[k], S2[k]]])[0]["score"] - expected_scores[k]) < 1e-6
+        body = bi_server.post("/v1/embeddings", json={"input": S1[k]}).json()
+        return np.allclose(body["data"][0]["embedding"], expected_embeddings[k], atol=1e-5)
+
+    with ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(one, range(64)))
+
+
 def test_killed_worker_answers_5xx_within_timeout_and_is_restarted(tiny_model_file: Path, tmp_path: Path) -> None:
     server = Server(tiny_model_file, tmp_path, "timeout=3", "max_batch_size=1")
     try:
