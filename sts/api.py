@@ -9,7 +9,7 @@ is the same number whichever way it is asked for.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,12 @@ from sts.core.mining import MAX_PAIRS, MinedPair, similar_pairs
 from sts.core import BiEncoder, CrossEncoder, PairModel
 from sts.core.cross_encoder import set_both_orders
 from sts.core.inputs import PairInputs
-from sts.core.scorer import Scorer, chunks, progress
+from sts.core.scorer import Scorer
+from sts.core.scorer import progress as progress_bar
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 OUTPUT_COLUMNS = ("score", "lbl")
-EMBED_CHUNK = 4096  # sentences embedded per progress step
+CHUNK = 4096  # pairs scored or sentences embedded per progress-bar step
 
 
 def _is_frame(value: Any) -> bool:
@@ -125,18 +126,20 @@ class Model:
             raise STSError(f"threshold={threshold}: must be between 0 and 1")
         return value
 
-    def score(self, sentences1: Any, sentences2: Any = None, *, columns: Sequence[str] = ("line1", "line2"), clip: bool = True) -> Any:
+    def score(self, sentences1: Any, sentences2: Any = None, *, columns: Sequence[str] = ("line1", "line2"), clip: bool = True,
+              progress: str | bool = False, chunk_size: int = CHUNK) -> Any:
         """Similarity in 0-1 per pair (`clip=False`: a bi-encoder's raw cosine, as metrics use it).
-        A DataFrame in gives a copy with `score` and `lbl` columns, index and rows unchanged."""
+        A DataFrame in gives a copy with `score` and `lbl` columns, index and rows unchanged.
+        `progress`: a bar stepping every `chunk_size` pairs (True, or "auto": on a terminal only)."""
         first, second = self._pairs(sentences1, sentences2, columns)
-        scores = self.scorer(first, second, clip=clip) if first else np.empty(0, np.float32)
+        scores = self._in_chunks(lambda a, b: self.scorer(first[a:b], second[a:b], clip=clip), len(first), progress, chunk_size, "pairs", "scoring")
         return self._labelled(sentences1, scores, self.threshold) if _is_frame(sentences1) else scores
 
     def label(self, sentences1: Any, sentences2: Any = None, *, threshold: float | None = None, columns: Sequence[str] = ("line1", "line2")) -> Any:
         """1 (similar) or 0 per pair: score >= `threshold` (default: the model's own)."""
         cut = self._threshold(threshold)
         first, second = self._pairs(sentences1, sentences2, columns)
-        scores = self.scorer(first, second) if first else np.empty(0, np.float32)
+        scores = self._in_chunks(lambda a, b: self.scorer(first[a:b], second[a:b]), len(first))
         return self._labelled(sentences1, scores, cut) if _is_frame(sentences1) else (scores >= cut).astype(np.int64)
 
     # --- sentences --------------------------------------------------------------------------
@@ -148,20 +151,27 @@ class Model:
             )
         return self.module
 
-    def embed(self, sentences: Any) -> np.ndarray:
-        """Pooled embeddings (N x hidden, float32) in input order; bi-encoders only."""
+    def embed(self, sentences: Any, *, progress: str | bool = False, chunk_size: int = CHUNK) -> np.ndarray:
+        """Pooled embeddings (N x hidden, float32) in input order; bi-encoders only. `progress`:
+        a bar stepping every `chunk_size` sentences (True, or "auto": on a terminal only)."""
         module = self._bi_encoder("embed")
         texts = _texts("sentences", sentences)
         if not texts:
             return np.empty((0, module.encoder.config.hidden_size), np.float32)
-        return self.scorer.embed(texts)
+        return self._in_chunks(lambda a, b: self.scorer.embed(texts[a:b]), len(texts), progress, chunk_size, "sentences", "embedding")
 
-    def _embed_all(self, sentences: list[str], show: str | bool) -> np.ndarray:
+    @staticmethod
+    def _in_chunks(run: Callable[[int, int], np.ndarray], total: int, show: str | bool = False, chunk_size: int = CHUNK, unit: str = "pairs",
+                   desc: str = "scoring") -> np.ndarray:
+        """run(start, stop) over consecutive chunks, concatenated, with a progress bar: the one
+        chunk-and-progress loop behind score, label, embed and mine (and so evaluate and embed.py)."""
+        if total == 0:
+            return np.empty(0, np.float32)
         parts = []
-        with progress(len(sentences), show, unit="sentences", desc="embedding") as bar:
-            for chunk in chunks(iter(sentences), EMBED_CHUNK):
-                parts.append(self.embed(chunk))
-                bar.update(len(chunk))
+        with progress_bar(total, show, unit=unit, desc=desc) as bar:
+            for start in range(0, total, chunk_size):
+                parts.append(run(start, min(start + chunk_size, total)))
+                bar.update(len(parts[-1]))
         return np.concatenate(parts)
 
     def mine(
@@ -185,7 +195,7 @@ class Model:
             raise STSError(f"rerank: expected a model from sts.load(), got {type(rerank).__name__}")
         corpus = list(dict.fromkeys(_texts("sentences", sentences)))
         cut = self._threshold(threshold)
-        embeddings = torch.from_numpy(self._embed_all(corpus, progress)) if corpus else torch.empty(0, 1)
+        embeddings = torch.from_numpy(self.embed(corpus, progress=progress)) if corpus else torch.empty(0, 1)
         # scores are cosines clipped to 0-1, so a threshold of 0 admits negative cosines too
         candidates = similar_pairs(embeddings, top_k, None if top_k else (cut if cut > 0 else -2.0), max_pairs)
         first, second = [corpus[i] for i in candidates[0]], [corpus[j] for j in candidates[1]]

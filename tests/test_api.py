@@ -181,3 +181,15 @@ def test_describe_refuses_what_load_refuses(tmp_path: Path, tiny_model_file: Pat
         with pytest.raises(STSError, match=message):
             sts.describe(path, **kwargs)
     assert sts.describe(tiny_cross_model_file, both_orders=True).info()["both_orders"] is True
+
+
+def test_chunks_and_progress_change_no_score(capsys: pytest.CaptureFixture) -> None:
+    """score and embed run in chunks with a progress bar (evaluate.py and embed.py use it): the
+    numbers are those of one call (fp32 torch: other precisions may depend on batch shapes)."""
+    bundled = sts.load(precision="fp32", backend="torch")
+    whole = bundled.score(S1, S2)
+    np.testing.assert_allclose(bundled.score(S1, S2, chunk_size=2, progress=True), whole, atol=1e-6)
+    assert "scoring" in capsys.readouterr().err
+    np.testing.assert_allclose(bundled.embed(S1, chunk_size=1, progress=True), bundled.embed(S1), atol=1e-6)
+    assert "3/3" in capsys.readouterr().err
+    assert bundled.score([], []).shape == (0,)

@@ -12,14 +12,12 @@ from omegaconf import DictConfig
 from sts.api import Model, load
 from sts.commands.cli import entry, run
 from sts.config import options, scoring_settings
-from sts.core.scorer import chunks, progress
 from sts.data.readers import read_sentences
 from sts.data.tables import TableWriter, atomic_output, check_apart
 from sts.data.terminal import format_table
 from sts.errors import STSError
 from sts.io.encoders import resolve
 
-CHUNK = 1024
 
 
 def load_embedder(cfg: DictConfig) -> Model:
@@ -73,12 +71,7 @@ def embed(cfg: DictConfig) -> np.ndarray:
     if cfg.cluster.k and not 1 <= int(cfg.cluster.k) <= len(sentences):
         raise STSError(f"option cluster.k={cfg.cluster.k}: must be between 1 and the number of sentences ({len(sentences)})")
     model = load_embedder(cfg)
-    parts = []
-    with progress(len(sentences), cfg.progress, unit="sentences", desc="embedding") as bar:
-        for chunk in chunks(iter(sentences), CHUNK):
-            parts.append(model.embed(chunk).astype(np.float32))
-            bar.update(len(chunk))
-    embeddings = np.concatenate(parts)
+    embeddings = model.embed(sentences, progress=cfg.progress)
     with atomic_output(out, cfg.overwrite) as handle:
         np.save(handle.buffer, embeddings)
     print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")

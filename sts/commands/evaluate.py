@@ -19,7 +19,6 @@ from sts.api import Model, load
 from sts.commands.cli import entry, run
 from sts.config import options, scoring_settings
 from sts.core.metrics import choose_threshold, pair_metrics
-from sts.core.scorer import chunks, progress
 from sts.data.readers import SPLITS, Pairs, read_splits
 from sts.data.tables import check_apart, marker_content
 from sts.data.terminal import format_table
@@ -43,17 +42,6 @@ def read_split(data: DictConfig, split: str) -> tuple[Pairs, float]:
     if split not in pairs:
         raise STSError(f"data={data.name}: no {split} split; set data.{split}=FILE")
     return pairs[split], 0.5 if pairs[split].binary else float(data.positive_threshold)
-
-
-def score_pairs(model: Model, pairs: Pairs, chunk_size: int, show: str | bool) -> np.ndarray:
-    """Unclipped scores in input order (as training's metrics use them), with a progress bar."""
-    parts = []
-    with progress(len(pairs), show, desc="scoring") as bar:
-        for chunk in chunks(zip(pairs.sentence1, pairs.sentence2), chunk_size):
-            first, second = zip(*chunk)
-            parts.append(model.score(list(first), list(second), clip=False))
-            bar.update(len(chunk))
-    return np.concatenate(parts)
 
 
 def metrics_by_group(scores: np.ndarray, pairs: Pairs, positive_threshold: float, threshold: float) -> dict[str, dict[str, float]]:
@@ -159,7 +147,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model = load(cfg.ckpt, **scoring_settings(cfg), both_orders=cfg.get("both_orders"))
     if cfg.threshold is not None and cfg.get("threshold_objective"):
         raise STSError("threshold= and threshold_objective= both set: give a threshold, or an objective to choose one on this split")
-    scores = score_pairs(model, pairs, cfg.chunk_size, cfg.progress)
+    scores = model.score(pairs.sentence1, pairs.sentence2, clip=False, progress=cfg.progress, chunk_size=int(cfg.chunk_size))
     threshold = model.threshold if cfg.threshold is None else float(cfg.threshold)
     chosen = f"stored with the model (chosen on dev by {model.module.trained_with.get('threshold_objective', 'f1')})" if cfg.threshold is None else "given"
     if cfg.get("threshold_objective"):
