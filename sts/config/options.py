@@ -256,6 +256,7 @@ SERVE: dict[str, Rule] = {
     "max_chars": integer(1, 10**7),
     "max_tokens": optional(integer(1, 10**10)),
     "max_payload_bytes": integer(1024, 2**34),
+    "max_queued": either(integer(1, 10**9), choice("auto")),
     "timeout": number(0, 3600, lo_open=True),
     "log_level": choice("critical", "error", "warning", "info", "debug"),
 }

@@ -10,22 +10,26 @@ the model does not support and the size limits (tokens included) are a 422 namin
 batch of requests is then scored as one call to `Model.score` / `Model.embed`, so predict.py's
 length sorting and once-per-batch encoding of repeated sentences apply across clients; if that
 call fails, each request is scored alone and only the one that fails gets the error (issue 37).
-A request waits at most `timeout` seconds (504), and an inference worker that dies is restarted
-by LitServe (its in-flight requests get their 504 at the timeout).
+Every endpoint's requests share one queue and one model per inference worker. Work beyond
+`max_queued` pairs in flight is refused at once (429 with Retry-After), a request waits at most
+`timeout` seconds (504), and an inference worker that dies is restarted by LitServe (its
+in-flight requests get their 504 at the timeout).
 """
 # no `from __future__ import annotations`: LitServe reads decode_request's annotation at run time
 # to let FastAPI validate the request body with it
 import asyncio
 import base64
 import logging
+import math
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from fastapi import HTTPException, Request, Response
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from omegaconf import DictConfig, OmegaConf
@@ -255,16 +259,81 @@ def _base64(vector: np.ndarray) -> str:
     return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
 
 
-def _route(server: "ls.LitServer", api: PairAPI, path: str, request_type: type[BaseModel]) -> None:
-    """POST `path`: requests validated as `request_type` in the HTTP process, then scored by the
-    same inference workers (and queue) as /v1/score. LitServe's own request handler does the
-    queueing (litserve is pinned: this is its internal API)."""
+class Backlog:
+    """Work (pairs, or sentences to embed) admitted by this HTTP process and not yet answered,
+    bounded so that what is admitted can be answered within the timeout: beyond the bound a request
+    is refused at once with 429 and Retry-After (as TEI's max_concurrent_requests does), never left
+    to wait for a 504. A request is always admitted when nothing is pending. With `limit=None` the
+    bound follows the measured rate: the items answered per second while work was pending, times
+    half the timeout (START until a first answer)."""
+
+    START = 1024
+
+    def __init__(self, limit: int | None, timeout: float) -> None:  # noqa: D107
+        self.limit, self.timeout = limit, timeout
+        self.pending = 0
+        self.answered, self.busy_s = 0.0, 0.0  # items answered and seconds spent with work pending
+        self._since: float | None = None  # start of the current busy stretch not yet counted
+
+    @property
+    def rate(self) -> float | None:
+        return self.answered / self.busy_s if self.busy_s > 0 else None
+
+    @property
+    def bound(self) -> float:
+        if self.limit is not None:
+            return self.limit
+        return self.START if self.rate is None else max(self.rate * self.timeout / 2, 1.0)
+
+    def admit(self, items: int) -> float | None:
+        """None: admitted (call `done` once answered); else the seconds to wait before retrying."""
+        if self.pending and self.pending + items > self.bound:
+            return math.ceil(self.pending / self.rate) if self.rate else 1.0
+        if not self.pending:
+            self._since = time.monotonic()
+        self.pending += items
+        return None
+
+    def done(self, items: int) -> None:
+        now = time.monotonic()
+        if self._since is not None:
+            self.busy_s += now - self._since
+            self.answered += items
+            if self.busy_s > 60:  # the last minute or so counts: the rate follows the load
+                self.answered, self.busy_s = self.answered / 2, self.busy_s / 2
+        self.pending -= items
+        self._since = now if self.pending else None
+
+
+def _items(request: BaseModel) -> int:
+    """A request's work as Backlog counts it: its pairs, or its sentences to embed."""
+    if isinstance(request, ScoreRequest):
+        return len(request.pairs)
+    return 1 if isinstance(request.input, str) else len(request.input)
+
+
+def _route(server: "ls.LitServer", api: PairAPI, backlog: Backlog, path: str, request_type: type[BaseModel]) -> None:
+    """POST `path`: requests validated as `request_type` in the HTTP process, admitted by the
+    backlog, then scored by the inference workers through their one queue, answered or a 504
+    within `backlog.timeout` seconds (LitServe's own timeout only covers the wait in the queue, not
+    a running batch or a worker that died). LitServe's own request handler does the queueing
+    (litserve is pinned: this is its internal API)."""
     from litserve.server import RegularRequestHandler
 
     handler = RegularRequestHandler(api, server)
 
     async def endpoint(request: request_type) -> Any:  # type: ignore[valid-type]
-        return await handler.handle_request(request, request_type)
+        items = _items(request)
+        wait = backlog.admit(items)
+        if wait is not None:
+            detail = f"overloaded: {backlog.pending} items queued, at most {backlog.bound:.0f} (max_queued); retry after {wait:.0f} s"
+            return JSONResponse({"detail": detail}, status_code=429, headers={"Retry-After": f"{wait:.0f}"})
+        try:
+            return await asyncio.wait_for(handler.handle_request(request, request_type), backlog.timeout)
+        except TimeoutError:
+            return JSONResponse({"detail": f"no result within timeout={backlog.timeout:g} s"}, status_code=504)
+        finally:
+            backlog.done(items)
 
     server.app.add_api_route(path, endpoint, methods=["POST"])
 
@@ -282,20 +351,6 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     sentence need not travel back. Each error keeps where (loc) and what (msg)."""
     detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
-
-
-def _bounded_by(timeout: float) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """HTTP middleware: a request gets its answer or a 504 within `timeout` seconds. LitServe's
-    own timeout only applies while a request waits in the queue, not while its batch runs or when
-    its worker died."""
-
-    async def bounded(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        try:
-            return await asyncio.wait_for(call_next(request), timeout)
-        except TimeoutError:
-            return JSONResponse({"detail": f"no result within timeout={timeout:g} s"}, status_code=504)
-
-    return bounded
 
 
 def _metadata(info: dict[str, Any]) -> dict[str, Any]:
@@ -330,12 +385,16 @@ def build(cfg: DictConfig) -> "ls.LitServer":
         restart_workers=True,
     )
     server.app.add_exception_handler(RequestValidationError, _validation_error)
-    server.app.middleware("http")(_bounded_by(float(cfg.timeout)))
-    # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (the middleware
-    # above); LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
+    # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (_route);
+    # LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
     server.uvicorn_graceful_timeout = float(cfg.timeout)
+    # every endpoint goes through _route (LitServe's own /v1/score route has no backlog)
+    server.app.router.routes[:] = [r for r in server.app.router.routes if getattr(r, "path", None) != "/v1/score"]
+    limit = None if cfg.max_queued == "auto" else max(int(cfg.max_queued) // int(cfg.api_servers), 1)
+    backlog = Backlog(limit, float(cfg.timeout))
+    _route(server, api, backlog, "/v1/score", ScoreRequest)
     if model.architecture == "BiEncoder":
-        _route(server, api, "/v1/embeddings", EmbeddingRequest)
+        _route(server, api, backlog, "/v1/embeddings", EmbeddingRequest)
     else:
         server.app.add_api_route("/v1/embeddings", _no_embeddings(model.architecture), methods=["POST"])
     return server

@@ -20,7 +20,8 @@ import pytest
 import sts
 from sts.core.inputs import PairInputs
 from sts.errors import STSError
-from sts.serving.server import _isolated
+from sts.serving import server as server_module
+from sts.serving.server import Backlog, _isolated
 
 from conftest import ROOT
 from helpers import foreground
@@ -213,6 +214,38 @@ def test_one_worker_holds_the_model_for_every_endpoint(bi_server: Server, tiny_m
         assert all(pool.map(one, range(64)))
 
 
+def test_overload_is_refused_at_once_with_429(tiny_model_file: Path, tmp_path: Path) -> None:
+    """Beyond max_queued items in flight a request gets 429 with Retry-After at once; every
+    request gets its answer or that refusal, none a 5xx."""
+    server = Server(tiny_model_file, tmp_path, "max_queued=1", "max_pairs=400")
+    try:
+        pairs = [[f"sentence {i} about cats and dogs", f"another sentence {i}"] for i in range(400)]
+        with ThreadPoolExecutor(16) as pool:
+            responses = list(pool.map(lambda _: server.post("/v1/score", json={"pairs": pairs}), range(32)))
+        codes = [r.status_code for r in responses]
+        assert set(codes) == {200, 429}, codes
+        refused = next(r for r in responses if r.status_code == 429)
+        assert int(refused.headers["Retry-After"]) >= 1 and "max_queued" in refused.json()["detail"]
+        assert all(len(r.json()["results"]) == 400 for r in responses if r.status_code == 200)
+    finally:
+        assert server.stop() == 0
+
+
+def test_backlog_bound_follows_the_measured_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(server_module.time, "monotonic", lambda: clock[0])
+    backlog = Backlog(None, timeout=10)
+    assert backlog.admit(5000) is None  # nothing pending: always admitted
+    assert backlog.admit(1) is not None and backlog.bound == Backlog.START
+    clock[0] += 2.0  # 5000 items answered in 2 busy seconds: 2500/s, bound 2500 x 10/2
+    backlog.done(5000)
+    assert backlog.rate == pytest.approx(2500) and backlog.bound == pytest.approx(12500) and backlog.pending == 0
+    assert backlog.admit(12000) is None and backlog.admit(400) is None
+    assert backlog.admit(200) == 5  # 12400 pending at 2500/s: retry in 5 s
+    fixed = Backlog(10, timeout=10)
+    assert fixed.admit(8) is None and fixed.admit(3) is not None and fixed.admit(2) is None
+
+
 def test_killed_worker_answers_5xx_within_timeout_and_is_restarted(tiny_model_file: Path, tmp_path: Path) -> None:
     server = Server(tiny_model_file, tmp_path, "timeout=3", "max_batch_size=1")
     try:
@@ -273,7 +306,7 @@ def test_cross_encoder_serves_scores_and_refuses_embeddings(tiny_cross_model_fil
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0(tiny_model_file: Path, tmp_path: Path) -> None:
-    server = Server(tiny_model_file, tmp_path, "max_batch_size=1")
+    server = Server(tiny_model_file, tmp_path, "max_batch_size=1", "max_queued=100000")
     pairs = [[f"sentence number {i} about cats", f"another sentence {i} about dogs"] for i in range(3000)]
     with ThreadPoolExecutor(4) as pool:
         pending = [pool.submit(server.post, "/v1/score", json={"pairs": pairs}) for _ in range(4)]
