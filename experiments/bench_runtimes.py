@@ -15,7 +15,6 @@ import argparse
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,28 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_throughput import stsb, timed  # noqa: E402
 from sts.io import checkpoint  # noqa: E402
 from sts.core import provenance  # noqa: E402
-from sts.core.inputs import FIRST, pad  # noqa: E402
-from sts.core import BiEncoder  # noqa: E402
+from sts.core.inputs import FIRST  # noqa: E402
+from sts.core.backends import export_graph  # noqa: E402  (the one exporter: the backends' and export.py's)
 from sts.data.terminal import format_table  # noqa: E402
-
-
-class Embedder(torch.nn.Module):
-    """(input_ids, attention_mask) -> pooled embeddings, for the ONNX exporter."""
-
-    def __init__(self, module: BiEncoder) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.module.embed({"input_ids": input_ids, "attention_mask": attention_mask})
-
-
-def export_onnx(module: BiEncoder, example: dict[str, torch.Tensor], path: Path) -> None:
-    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Embedder(module).eval(), (example["input_ids"], example["attention_mask"]), str(path), input_names=["input_ids", "attention_mask"],
-                          output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False)
 
 
 def ort_runner(path: Path, threads: int) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
@@ -82,13 +62,12 @@ def main() -> None:
     reference = embed_all(module.embed)
     runners: list[tuple[str, Callable, str]] = [("torch eager (ours)", module.embed, "")]
     folder = Path(tempfile.mkdtemp(prefix="bench-runtimes-"))
-    example = pad({k: v[:4] for k, v in encodings.items()}, module.tokenizer.pad_token_id)
-    export_onnx(module, example, folder / "sdpa.onnx")
+    export_graph(module, folder / "sdpa.onnx")
     runners.append(("onnxruntime, exported graph", ort_runner(folder / "sdpa.onnx", args.threads), ""))
     from onnxruntime.transformers import optimizer
 
     module.encoder.set_attn_implementation("eager")  # the attention pattern the fusions recognise
-    export_onnx(module, example, folder / "eager.onnx")
+    export_graph(module, folder / "eager.onnx")
     module.encoder.set_attn_implementation("sdpa")
     cfg = module.encoder.config
     fused = optimizer.optimize_model(str(folder / "eager.onnx"), model_type="bert", num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size, opt_level=0)

@@ -246,6 +246,7 @@ class Description:
     both_orders: bool | None
     threshold: float
     origin: dict[str, Any]
+    graph: Path | None = None  # an ONNX export's model.onnx: only backend=onnx | openvino run it
 
     @property
     def inputs(self) -> PairInputs:
@@ -259,11 +260,15 @@ class Description:
     def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto") -> dict[str, Any]:
         """`Model.info` as `load` with these settings would give it (the precision and backend a
         scorer would choose on this host)."""
+        from sts.core.backends import graph_backend
         from sts.core.precision import choose_backend, resolve
 
+        quantize = None
+        if self.graph is not None:
+            backend, quantize = graph_backend(backend, None, self.graph)
         if backend == "auto":
             backend, _ = choose_backend(precision, device, cross_encoder=self.architecture == "CrossEncoder")
-        ran = resolve(precision, device) if backend in ("torch", "openvino") else "int8"
+        ran = resolve(precision, device) if backend in ("torch", "openvino") else "fp32" if quantize == "none" else "int8"
         return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, self.threshold, ran, backend, self.origin)
 
 
@@ -271,7 +276,7 @@ def describe(path: str | Path | None = None, *, both_orders: bool | None = None,
     """The model `load(path, ...)` would give, read and checked as `load` reads it (every field of
     a model file, a folder's config, tokenizer and declared pooling) but without building its
     network or reading its weights into one."""
-    from sts.io import bundled, checkpoint, pretrained
+    from sts.io import bundled, checkpoint, onnx_folder, pretrained
 
     file_like = _file_like(path)
     _check_overrides(path, file_like, pooling, max_length)
@@ -285,6 +290,12 @@ def describe(path: str | Path | None = None, *, both_orders: bool | None = None,
         cross = payload["architecture"] == "CrossEncoder"
         found = Description(payload["architecture"], tokenizer, encoder, hp.get("max_length", 128), hp.get("pooling", "cls" if cross else "mean"),
                             hp.get("both_orders", False) if cross else None, float(payload["threshold"]), _file_origin(path, payload.get("metrics", {})))
+    elif onnx_folder.is_export(path):
+        export = onnx_folder.read(path)
+        meta = export.meta
+        found = Description(meta["architecture"], export.tokenizer, export.config, meta["max_length"], meta["pooling"],
+                            meta["both_orders"] if meta["architecture"] == "CrossEncoder" else None, meta["threshold"],
+                            _folder_origin(path, export.info), graph=export.graph)
     else:
         architecture, tokenizer, encoder, length, pooled, threshold, folder_info = pretrained.describe(str(path), pooling, max_length)
         found = Description(architecture, tokenizer, encoder, length, pooled, False if architecture == "CrossEncoder" else None, threshold, _folder_origin(path, folder_info))
@@ -304,8 +315,10 @@ def _file_like(path: str | Path | None) -> bool:
 
 
 def _check_overrides(path: str | Path | None, file_like: bool, pooling: str | None, max_length: int | None) -> None:
-    if (pooling is not None or max_length is not None) and (path is None or file_like):
-        raise STSError("pooling= and max_length= apply to an encoder folder or Hugging Face id; a model file and the bundled model carry their own")
+    from sts.io import onnx_folder
+
+    if (pooling is not None or max_length is not None) and (path is None or file_like or onnx_folder.is_export(path)):
+        raise STSError("pooling= and max_length= apply to an encoder folder or Hugging Face id; a model file, an ONNX export and the bundled model carry their own")
 
 
 def _bundled_origin(record: dict[str, Any]) -> dict[str, Any]:
@@ -355,14 +368,16 @@ def load(
 
     `path`: None (the bundled all-MiniLM-L6-v2, zero-shot, threshold calibrated on STS-B dev),
     a model.pt or Lightning .ckpt from train.py (checked field by field, never unpickled), an
-    exported Hugging Face / sentence-transformers folder, or a Hugging Face id when online.
+    exported Hugging Face / sentence-transformers folder, an ONNX export (export.py format=onnx:
+    its graph runs with backend onnx, the default there, or openvino; torch is refused), or a
+    Hugging Face id when online.
     `both_orders` overrides how a cross-encoder scores; `pooling` and `max_length` apply to
     encoder folders and ids only (a model file carries its own). `backend="onnx"` runs the
     network in ONNX Runtime, int8 (`quantize`), `backend="openvino"` in OpenVINO (bf16 where the
     CPU has AMX, int8 with quantize="static"); the default `auto` picks torch where the hardware
     has native bf16 and OpenVINO int8 on other CPUs (sts.core.precision.choose_backend); see
     sts.core.backends for what each costs."""
-    from sts.io import bundled, checkpoint, pretrained
+    from sts.io import bundled, checkpoint, onnx_folder, pretrained
 
     file_like = _file_like(path)
     _check_overrides(path, file_like, pooling, max_length)
@@ -374,6 +389,9 @@ def load(
     elif file_like:
         module = checkpoint.load(path)
         info = _file_origin(path, dict(getattr(module, "checkpoint_metrics", {})))
+    elif onnx_folder.is_export(path):
+        module, folder_info = onnx_folder.load(path)
+        info = _folder_origin(path, folder_info)
     else:
         module, folder_info = pretrained.load(str(path), pooling, max_length)
         info = _folder_origin(path, folder_info)

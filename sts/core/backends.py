@@ -24,6 +24,12 @@ The built graph is cached under $STS_CACHE (default ~/.cache/sts), keyed by the 
 settings, so a server's workers and repeated predict runs build it once. Each entry has a sidecar
 (`<entry>.sha256`: the key and each file's sha256) written after the files; an entry that fails
 it (planted, truncated, half-written) is rebuilt, and a cache folder others can write is refused.
+
+`export_graph` is the one ONNX exporter: the cache above and `export.py format=onnx` both write
+`encode` with it, so an exported folder's model.onnx is the graph these backends run. A model
+loaded from such a folder has a `GraphStandIn` for its encoder (no weights): its graph is run in
+place (fp32) or quantized from that file into the cache, never re-exported, and torch cannot
+run it (`graph_backend`).
 """
 from __future__ import annotations
 
@@ -56,6 +62,11 @@ CALIBRATION_SENTENCES = 512
 log = logging.getLogger(__name__)
 
 
+OPSET = 17
+OUTPUT = "output"
+EXAMPLE = ["A man is playing a guitar.", "A cat.", "Two dogs run on the grass."]
+
+
 class _Graph(torch.nn.Module):
     """module.encode with positional inputs, for the ONNX exporter."""
 
@@ -65,6 +76,68 @@ class _Graph(torch.nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.module.encode(dict(zip(self.names, inputs)))
+
+
+def graph_inputs(module: PairModel) -> list[str]:
+    """The graph's input names, in order: the token ids and mask, and the token types where the
+    tokenizer gives them to a cross-encoder's joined pairs."""
+    pair = isinstance(module, CrossEncoder)
+    example = module.inputs.texts(["A man is playing a guitar.", "A cat."], ["A cat.", "Someone plays music."] if pair else None)
+    return ["input_ids", "attention_mask", *(["token_type_ids"] if "token_type_ids" in example else [])]
+
+
+def features(module: PairModel, names: Sequence[str], texts: Sequence[str], pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    """The graph's inputs for `texts` (a cross-encoder: each joined with its neighbour), padded to
+    the longest or to `pad_to` tokens."""
+    second = list(texts[1:]) + list(texts[:1]) if module.joined else None
+    enc = module.tokenizer(list(texts), second, truncation=True, max_length=pad_to or module.max_length,
+                           padding="max_length" if pad_to else True, return_tensors="pt")
+    return {name: enc[name] for name in names}
+
+
+def export_graph(module: PairModel, path: Path) -> list[str]:
+    """Write `module.encode` (padded token ids -> pooled embeddings, or a cross-encoder's logits)
+    as an fp32 ONNX graph at `path`, batch and token axes dynamic, opset OPSET; returns its input
+    names. The one exporter: the backends' cache and export.py format=onnx both call it."""
+    module = module.eval()
+    names = graph_inputs(module)
+    example = features(module, names, EXAMPLE)
+    axes = {name: {0: "batch", 1: "tokens"} for name in names} | {OUTPUT: {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Graph(module, names), tuple(example[n] for n in names), str(path), input_names=names,
+                          output_names=[OUTPUT], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return names
+
+
+class GraphStandIn(torch.nn.Module):
+    """The encoder of a model whose network is an exported graph (an ONNX export folder): its
+    transformers config, for what the model says about itself, and no weights. The graph at
+    `graph` runs in its place (backend=onnx | openvino); it never runs itself."""
+
+    def __init__(self, config: Any, graph: Path) -> None:
+        super().__init__()
+        self.config, self.graph = config, Path(graph)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        raise STSError(f"{self.graph}: an exported ONNX graph runs with backend=onnx or openvino, not in torch")
+
+
+def exported_graph(module: PairModel) -> Path | None:
+    """The ONNX graph `module` was loaded from (an export folder's model.onnx), or None."""
+    encoder = getattr(module, "encoder", None)
+    return encoder.graph if isinstance(encoder, GraphStandIn) else None
+
+
+def graph_backend(backend: str, quantize: str | None, graph: Path) -> tuple[str, str | None]:
+    """(backend, quantize) for a model loaded from an ONNX export: auto runs its graph as it was
+    exported (ONNX Runtime, fp32, quantize none unless asked); torch cannot run it."""
+    if backend == "torch":
+        raise STSError(f"backend=torch: {graph.parent} is an ONNX export, whose network is only its graph ({graph.name}); "
+                       "score it with backend=onnx or openvino, or load the model file it was exported from")
+    if backend == "auto":
+        return "onnx", quantize or "none"
+    return backend, quantize
 
 
 def cache_dir() -> Path:
@@ -153,7 +226,8 @@ def read_calibration(path: str | None) -> list[str] | None:
 
 class GraphEncoder:
     """Callable features -> tensor, standing in for `module.encode` (pass it as `encode=`): the
-    module exported once to ONNX (cached), run by a runtime a subclass opens."""
+    module exported once to ONNX (cached), or the graph it was loaded from (`exported_graph`),
+    run by a runtime a subclass opens."""
 
     runtime = ""  # onnxruntime | openvino: who runs (and, for int8, quantizes) the graph
 
@@ -162,8 +236,8 @@ class GraphEncoder:
             raise STSError(f"quantize={quantize!r}: choose one of {QUANTIZATIONS}")
         self.module, self.quantize = module.eval(), quantize
         self.pair = isinstance(module, CrossEncoder)
-        example = module.inputs.texts(["A man is playing a guitar.", "A cat."], ["A cat.", "Someone plays music."] if self.pair else None)
-        self.names = ["input_ids", "attention_mask", *(["token_type_ids"] if "token_type_ids" in example else [])]
+        self.graph = exported_graph(module)
+        self.names = graph_inputs(module)
         self.calibration = list(calibration) if calibration is not None else None
 
     def __call__(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -172,9 +246,22 @@ class GraphEncoder:
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def _opening(self) -> Any:
+        """Opening an exported graph (a user's file, not one built here): whatever the runtime
+        raises for one it cannot read becomes one line naming it."""
+        try:
+            yield
+        except Exception as e:
+            if self.graph is None:
+                raise
+            raise STSError(f"{self.graph}: {self.runtime} cannot read the graph ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]})") from None
+
     # --- building the graph -----------------------------------------------------------------
     def _key(self, runtime: str) -> str:
         digest = hashlib.sha256()
+        if self.graph is not None:  # an exported graph: its bytes are the weights
+            digest.update(_file_digest(self.graph).encode())
         for name, tensor in self.module.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -184,7 +271,10 @@ class GraphEncoder:
 
     def _cached_graph(self, version: str) -> Path:
         """The graph for these weights and settings: the cached entry when its digests check out,
-        else (missing, half-written, truncated, planted) built afresh and put in place atomically."""
+        else (missing, half-written, truncated, planted) built afresh and put in place atomically.
+        An exported graph run as it is (quantize=none) is read in place, not copied."""
+        if self.graph is not None and self.quantize == "none":
+            return self.graph
         folder = private_cache_dir()
         key = self._key(version)
         path = folder / f"{key}-{self.quantize}.onnx"
@@ -209,10 +299,21 @@ class GraphEncoder:
         return path
 
     def _features(self, texts: Sequence[str], pad_to: int | None = None) -> dict[str, torch.Tensor]:
-        second = list(texts[1:]) + list(texts[:1]) if self.pair else None
-        enc = self.module.tokenizer(list(texts), second, truncation=True, max_length=pad_to or self.module.max_length,
-                                    padding="max_length" if pad_to else True, return_tensors="pt")
-        return {name: enc[name] for name in self.names}
+        return features(self.module, self.names, texts, pad_to)
+
+    def _check_runs(self) -> None:
+        """An exported graph (not built here) scores two sentences before it is trusted with a
+        file: one line naming it when it cannot, or gives the wrong shape, NaN or infinity."""
+        batch = self._features(EXAMPLE[:2])
+        try:
+            out = self.run({name: batch[name].numpy() for name in self.names})
+        except Exception as e:  # whatever the runtime raises for a graph it cannot run
+            raise STSError(f"{self.graph}: {self.runtime} cannot run the graph ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]})") from None
+        width = getattr(self.module.encoder.config, "hidden_size", None)
+        expected = (2,) if self.pair else (2, width)
+        if tuple(np.shape(out)) != expected or not np.isfinite(out).all():
+            raise STSError(f"{self.graph}: the graph gives {np.shape(out)} values{' (not all finite)' if np.shape(out) == expected else ''} "
+                           f"for 2 inputs; a {type(self.module).__name__} needs {expected}")
 
     def _build(self, tmp: Path) -> Path:
         root = logging.getLogger()
@@ -224,13 +325,9 @@ class GraphEncoder:
             root.setLevel(level)
 
     def _export_and_quantize(self, tmp: Path) -> Path:
-        fp32 = tmp / "fp32.onnx"
-        example = self._features(["A man is playing a guitar.", "A cat.", "Two dogs run on the grass."])
-        axes = {name: {0: "batch", 1: "tokens"} for name in self.names} | {"output": {0: "batch"}}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Graph(self.module, self.names), tuple(example[n] for n in self.names), str(fp32), input_names=self.names,
-                              output_names=["output"], dynamic_axes=axes, opset_version=17, dynamo=False)
+        fp32 = self.graph if self.graph is not None else tmp / "fp32.onnx"
+        if self.graph is None:
+            export_graph(self.module, fp32)
         if self.quantize == "none":
             return fp32
         if self.runtime == "openvino":
@@ -319,7 +416,10 @@ class OnnxEncoder(GraphEncoder):
         path = self._cached_graph(f"onnxruntime {ort.__version__}")
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with self._opening():
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if self.graph is not None:
+            self._check_runs()
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(None, inputs)[0]
@@ -353,8 +453,11 @@ class OpenVinoEncoder(GraphEncoder):
         path = self._cached_graph(version)
         settings = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY",
                     "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-        self.compiled = ov.Core().compile_model(str(path), "CPU", settings)
+        with self._opening():
+            self.compiled = ov.Core().compile_model(str(path), "CPU", settings)
         self.output = self.compiled.output(0)
+        if self.graph is not None:
+            self._check_runs()
         ran = compiled_precision(self.compiled)
         if ran != precision:
             from sts.core.provenance import hardware

@@ -69,7 +69,9 @@ class PairModel(nn.Module):
     # --- state ----------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        """Where the weights are (the CPU for a model without any: an exported graph's stand-in)."""
+        weight = next(self.parameters(), None)
+        return weight.device if weight is not None else torch.device("cpu")
 
     def train(self, mode: bool = True) -> PairModel:
         """A frozen encoder also stays in eval mode (no dropout), so its features are fixed."""

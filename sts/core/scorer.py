@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sts.core.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder
+from sts.core.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder, exported_graph, graph_backend
 from sts.errors import STSError
 from sts.core.model import Encode, PairModel
 from sts.core.precision import PRECISIONS, choose_backend, resolve
@@ -25,7 +25,8 @@ class Scorer:
     torch | onnx | openvino (sts.core.backends: ONNX Runtime with `quantize` dynamic | static | none,
     static calibrated on `calibration` sentences; OpenVINO with quantize none (the fp32 graph) or
     static (NNCF's int8 graph)). auto: sts.core.precision.choose_backend. quantize None: the backend's
-    default (onnx dynamic, openvino none).
+    default (onnx dynamic, openvino none). A model loaded from an ONNX export runs its graph:
+    auto is ONNX Runtime on it as exported (fp32), torch is refused (sts.core.backends.graph_backend).
     """
 
     def __init__(self, module: PairModel, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
@@ -35,8 +36,12 @@ class Scorer:
         if precision not in PRECISIONS:
             raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
         self.device = torch.device(device)
+        graph = exported_graph(module)
+        if graph is not None:
+            backend, quantize = graph_backend(backend, quantize, graph)
         if backend not in ("auto", "torch") and self.device.type != "cpu":
-            raise STSError(f"backend={backend} runs on the CPU; device={device} scores with backend=torch")
+            how = "an ONNX export runs only there" if graph is not None else f"device={device} scores with backend=torch"
+            raise STSError(f"backend={backend} runs on the CPU; {how}")
         self.module = module.to(self.device).eval()
         self.batch_size = batch_size
         if backend == "auto":

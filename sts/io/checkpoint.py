@@ -66,11 +66,29 @@ def _check_zip(path: Path) -> None:
         raise STSError(f"{path}: not a torch checkpoint (its archive holds compressed entries, which torch.save never writes)")
 
 
-def _field(path: Path, name: str, value: Any, rule: checks.Rule) -> Any:
+def _field(path: Path, name: str, value: Any, rule: checks.Rule, kind: str = "checkpoint field") -> Any:
     try:
         return rule(value)
     except checks.Invalid as e:
-        raise STSError(f"{path}: checkpoint field {name}={checks.shown(value)} {e}") from None
+        raise STSError(f"{path}: {kind} {name}={checks.shown(value)} {e}") from None
+
+
+def check_encoder_config(path: Path, config: Any, name: str = "sts.encoder_config", kind: str = "checkpoint field") -> dict[str, Any]:
+    """An encoder config carried as plain data (a model file's payload, an ONNX export's
+    metadata): a mapping of an encoder type we build on, loading no code, sizes in range. Sizes
+    are normalised in place; one line naming the file and field when refused."""
+    if not isinstance(config, dict):
+        raise STSError(f"{path}: {kind} {name} is not a mapping")
+    _field(path, name, config, checks.plain_data, kind)
+    _field(path, f"{name}.model_type", config.get("model_type"), checks.choice(*sorted(ENCODER_TYPES)), kind)
+    try:
+        checks.model_config(config)
+    except checks.Invalid as e:
+        raise STSError(f"{path}: {kind} {name} {e}") from None
+    for key, rule in checks.ENCODER_SIZES.items():
+        if key in config:
+            config[key] = _field(path, f"{name}.{key}", config[key], rule, kind)
+    return config
 
 
 def _check_payload(path: Path, payload: dict[str, Any]) -> None:
@@ -86,18 +104,7 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
         if key not in allowed:
             raise STSError(f"{path}: checkpoint field sts.hparams has an unknown key {checks.shown(key)} (known for a {architecture}: {sorted(allowed)})")
         hparams[key] = _field(path, f"sts.hparams.{key}", value, allowed[key])
-    config = payload.get("encoder_config")
-    if not isinstance(config, dict):
-        raise STSError(f"{path}: checkpoint field sts.encoder_config is not a mapping")
-    _field(path, "sts.encoder_config", config, checks.plain_data)
-    _field(path, "sts.encoder_config.model_type", config.get("model_type"), checks.choice(*sorted(ENCODER_TYPES)))
-    try:
-        checks.model_config(config)
-    except checks.Invalid as e:
-        raise STSError(f"{path}: checkpoint field sts.encoder_config {e}") from None
-    for key, rule in checks.ENCODER_SIZES.items():
-        if key in config:
-            config[key] = _field(path, f"sts.encoder_config.{key}", config[key], rule)
+    config = check_encoder_config(path, payload.get("encoder_config"))
     max_length, positions = hparams.get("max_length", 128), config.get("max_position_embeddings")
     if positions is not None and max_length > positions:
         raise STSError(f"{path}: checkpoint field sts.hparams.max_length={max_length} exceeds the encoder's max_position_embeddings={positions}")
@@ -221,7 +228,7 @@ def build(payload: dict[str, Any], path: str | Path = "checkpoint", tokenizer: A
         module = ARCHITECTURES[architecture](encoder=encoder, tokenizer=tokenizer, **hparams_rules.split(payload["hparams"])[0])
     except Exception as e:  # transformers validates configs with its own error types; any is the payload's fault
         raise STSError(f"{path}: the payload does not describe a valid {architecture} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
-    _check_vocabulary(path, tokenizer, encoder.config)
+    check_vocabulary(path, tokenizer, encoder.config)
     module.threshold = float(payload.get("threshold", 0.5))
     return module
 
@@ -237,7 +244,7 @@ def encoder_config(payload: dict[str, Any], path: str | Path) -> Any:
         raise STSError(f"{path}: the payload does not describe a valid {payload['architecture']} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
 
 
-def _check_vocabulary(path: str | Path, tokenizer: Any, config: Any) -> None:
+def check_vocabulary(path: str | Path, tokenizer: Any, config: Any) -> None:
     vocab = getattr(config, "vocab_size", None)
     if vocab is not None and len(tokenizer) > vocab:
         raise STSError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the encoder's vocabulary only {vocab}")
@@ -248,7 +255,7 @@ def describe(path: str | Path) -> tuple[dict[str, Any], Any, Any]:
     it, without building the network (sts.api.describe)."""
     payload = read(path)["sts"]
     tokenizer, config = _tokenizer(payload, path), encoder_config(payload, path)
-    _check_vocabulary(path, tokenizer, config)
+    check_vocabulary(path, tokenizer, config)
     return payload, tokenizer, config
 
 

@@ -6,8 +6,9 @@
 - `sentence-transformers`: the `hf` folder plus the files sentence-transformers reads: modules
   and pooling for a bi-encoder (SentenceTransformer), the sigmoid for a cross-encoder
   (CrossEncoder). Written in the long-standing layout that every release since 2.x loads.
-- `onnx`: model.onnx computing the same 0-1 score as predict.py from token ids, beside the
-  tokenizer and sts_onnx.json (inputs, outputs, max_length, threshold).
+- `onnx`: model.onnx, the fp32 graph of the model's network pass (token ids -> pooled embeddings,
+  or a cross-encoder's logit) that backend=onnx | openvino run, beside the tokenizer and
+  sts_onnx.json; `sts.load(folder)` scores with it as the model file does (sts.io.onnx_folder).
 """
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from sts.io import checkpoint
+from sts.io import checkpoint, onnx_folder
 
 from sts.data.tables import check_apart, marker_content
 from sts.errors import STSError
-from sts.core import BiEncoder, CrossEncoder, PairModel
+from sts.core import CrossEncoder, PairModel
+from sts.core.backends import export_graph
 # written into every export, so overwrite=true can tell our folder from a user's (never `out=~`),
 # and so `sts.load(folder)` finds the threshold and metrics of the model file it came from
 from sts.io.pretrained import MARKER
@@ -104,60 +105,18 @@ def save_sentence_transformers(module: PairModel, folder: Path) -> None:
     write_json(folder / "config_sentence_transformers.json", {"model_type": "SentenceTransformer", "similarity_fn_name": "cosine"})
 
 
-class BiEncoderGraph(nn.Module):
-    """Token ids of two sentence batches -> score (as predict.py gives it) and both embeddings."""
-
-    def __init__(self, module: BiEncoder) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, input_ids1: torch.Tensor, attention_mask1: torch.Tensor, input_ids2: torch.Tensor, attention_mask2: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        u = self.module.embed({"input_ids": input_ids1, "attention_mask": attention_mask1})
-        v = self.module.embed({"input_ids": input_ids2, "attention_mask": attention_mask2})
-        return self.module.activation(self.module.compare(u, v)).clamp(0, 1), u, v
-
-
-class CrossEncoderGraph(nn.Module):
-    """Token ids of joined pairs ([CLS] s1 [SEP] s2 [SEP]) -> score."""
-
-    def __init__(self, module: CrossEncoder) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        return self.module.activation(self.module.logit(features))
-
-
-def onnx_graph(module: PairModel) -> tuple[nn.Module, dict[str, torch.Tensor], list[str]]:
-    """The module to trace, example inputs and output names. Examples carry padding (so masking is
-    traced) and, for a bi-encoder, sides of different lengths (so their lengths stay independent)."""
-    texts = ["A man is playing a guitar.", "A cat sleeps."]
-    if isinstance(module, CrossEncoder):
-        enc = module.tokenizer(texts, texts[::-1], padding=True, return_tensors="pt", return_token_type_ids=True)
-        return CrossEncoderGraph(module), {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}, ["score"]
-    sides = {1: module.tokenizer(texts, padding=True, return_tensors="pt"), 2: module.tokenizer(["Someone plays music on a red guitar today.", "A cat."], padding=True, return_tensors="pt")}
-    inputs = {f"{k}{side}": enc[k] for side, enc in sides.items() for k in ("input_ids", "attention_mask")}
-    return BiEncoderGraph(module), inputs, ["score", "embedding1", "embedding2"]
-
-
 def save_onnx(module: PairModel, folder: Path) -> None:
+    """The graph the onnx and openvino backends run (`sts.core.backends.export_graph`, fp32),
+    the tokenizer, a frozen bi-encoder's head and the metadata `sts.load(folder)` checks and
+    scores with (sts.io.onnx_folder)."""
     try:
-        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
+        import onnx  # noqa: F401  (torch's ONNX exporter needs it)
     except ImportError:
         raise STSError("format=onnx needs the onnx extra: pip install 'sts[onnx]' (onnx, onnxscript, onnxruntime)") from None
-    graph, inputs, outputs = onnx_graph(module)
-    batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
-    second = torch.export.Dim("tokens2")  # a bi-encoder's two sides are padded independently
-    shapes = {name: {0: batch, 1: second if name.endswith("2") else tokens} for name in inputs}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(graph.eval(), (), str(folder / "model.onnx"), kwargs=inputs, input_names=list(inputs), output_names=outputs, dynamic_shapes=shapes, dynamo=True, verbose=False)
+    inputs = export_graph(module, folder / onnx_folder.GRAPH)
     save_tokenizer(module, folder)
-    write_json(
-        folder / "sts_onnx.json",
-        {"architecture": type(module).__name__, "inputs": list(inputs), "outputs": outputs, "max_length": module.max_length, "threshold": module.threshold},
-    )
+    onnx_folder.save_head(module, folder)
+    write_json(folder / onnx_folder.METADATA, onnx_folder.metadata(module, inputs))
 
 
 WRITERS: dict[str, Callable[[PairModel, Path], None]] = {"sentence-transformers": save_sentence_transformers, "hf": save_hf, "onnx": save_onnx}
@@ -204,7 +163,7 @@ def export(ckpt: str | Path, format: str, out: str | Path, overwrite: bool = Fal
         raise STSError(f"{out.parent}: cannot write the export there ({e.strerror or e})") from None
     try:
         module = checkpoint.load(ckpt)
-        if getattr(module, "both_orders", False):
+        if getattr(module, "both_orders", False) and format != "onnx":  # sts.load(<onnx export>) scores both, as the file does
             warnings.warn(f"{ckpt} scores each pair in both orders; a {format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
         WRITERS[format](module, tmp)
         record = {"ckpt": str(ckpt), "format": format, "architecture": type(module).__name__, "threshold": module.threshold}

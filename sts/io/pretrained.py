@@ -83,7 +83,7 @@ def _config(name: str) -> Any:
 
     folder = Path(name)
     if folder.is_dir() and (folder / "sts_onnx.json").is_file() and not (folder / "config.json").is_file():
-        raise STSError(f"{folder}: an ONNX export; load the model file it was exported from, or run the graph with onnxruntime (README, Export)")
+        raise STSError(f"{folder}: an ONNX export, which holds a graph and no transformers weights; sts.load(folder) scores it (README, Export)")
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise STSError(f"{folder}: a folder without config.json, so not a model folder (give a model.pt, a .ckpt, or a folder export.py wrote)")
     check_source(name)
@@ -98,7 +98,7 @@ def _config(name: str) -> Any:
     return config
 
 
-def _calibration(folder: Path) -> tuple[float, dict[str, Any]]:
+def calibration(folder: Path) -> tuple[float, dict[str, Any]]:
     """The threshold and metrics export.py's marker records (else an uncalibrated 0.5)."""
     marker = read_json_object(folder / MARKER) if (folder / MARKER).is_file() else {}
     threshold = marker.get("threshold")
@@ -122,7 +122,7 @@ def load(name: str, pooling: str | None = None, max_length: int | None = None) -
     from export.py's marker when there is one (else an uncalibrated 0.5)."""
     config = _config(name)
     module = _failing(name, lambda: _build(name, Path(name), config, pooling, max_length))
-    module.threshold, info = _calibration(Path(name))
+    module.threshold, info = calibration(Path(name))
     return module.eval(), info
 
 
@@ -139,5 +139,5 @@ def describe(name: str, pooling: str | None = None, max_length: int | None = Non
     tokenizer = _failing(name, lambda: check_tokenizer(AutoTokenizer.from_pretrained(name, trust_remote_code=False), name))
     length = max_length or _declared_length(folder, tokenizer)
     pooled = "cls" if cross else pooling or sentence_transformers_pooling(name) or "mean"
-    threshold, info = _calibration(folder)
+    threshold, info = calibration(folder)
     return ("CrossEncoder" if cross else "BiEncoder"), tokenizer, config, length, pooled, threshold, info

@@ -1,5 +1,6 @@
-"""export.py: sentence-transformers / transformers / ONNX folders give our embeddings and scores;
-sentence-transformers folders given as encoder.name_or_path keep their pooling."""
+"""export.py: sentence-transformers / transformers / ONNX folders give our embeddings and scores
+(an ONNX folder through sts.load, as hostile as any folder); sentence-transformers folders given as
+encoder.name_or_path keep their pooling."""
 import json
 from pathlib import Path
 
@@ -97,22 +98,113 @@ def test_exporting_a_cross_encoder_that_scores_both_orders_warns_it_scores_one(t
         run_export(both, tmp_path / "hf", "hf")
 
 
+@pytest.fixture(scope="module")
+def onnx_exports(tiny_model_file: Path, tiny_cross_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """format=onnx of the tiny bi- and cross-encoder, written once."""
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("onnx")
+    return {name: run_export(ckpt, out / name, "onnx") for name, ckpt in (("tiny_model_file", tiny_model_file), ("tiny_cross_model_file", tiny_cross_model_file))}
+
+
 @pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
-def test_onnx_graph_same_scores(model_file: str, request, tmp_path: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    ckpt = request.getfixturevalue(model_file)
-    out = run_export(ckpt, tmp_path / "onnx", "onnx")
+def test_onnx_export_scores_as_the_model_file(model_file: str, onnx_exports: dict[str, Path], request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sts
+    from sts.core import backends
+
+    monkeypatch.setenv("STS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(backends, "export_graph", lambda *a: pytest.fail("re-exported the graph from torch"))
+    out, ckpt = onnx_exports[model_file], request.getfixturevalue(model_file)
     meta = json.loads((out / "sts_onnx.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    if meta["architecture"] == "CrossEncoder":
-        enc = tokenizer(S1, S2, padding=True, truncation=True, return_tensors="np", return_token_type_ids=True)
-        feed = {k: enc[k] for k in meta["inputs"]}
+    assert {"model.onnx", "sts_onnx.json", "tokenizer_config.json"} <= {p.name for p in out.iterdir()}
+    assert meta["opset"] == backends.OPSET and meta["inputs"][:2] == ["input_ids", "attention_mask"] and "torch" in meta["versions"]
+    torch_scores = sts.load(ckpt, precision="fp32").score(S1, S2, clip=False)
+    model = sts.load(out)  # the exported graph, run by ONNX Runtime as it is (fp32)
+    assert (model.info["backend"], model.info["precision"], model.architecture) == ("onnx", "fp32", meta["architecture"])
+    assert model.threshold == pytest.approx(checkpoint.load(ckpt).threshold)
+    np.testing.assert_allclose(model.score(S1, S2, clip=False), torch_scores, atol=1e-5)
+    np.testing.assert_allclose(sts.load(out, backend="openvino", precision="fp32").score(S1, S2, clip=False), torch_scores, atol=1e-5)
+    assert not (tmp_path / "cache").exists()  # read in place: nothing built, nothing cached
+    if meta["architecture"] == "BiEncoder":
+        np.testing.assert_allclose(model.embed(S1), sts.load(ckpt, precision="fp32").embed(S1), atol=1e-5)
+    described = sts.describe(out)
+    assert described.info() == model.info and described.architecture == model.architecture
+
+
+def test_onnx_export_of_a_frozen_bi_encoder_keeps_its_head(tiny_encoder: str, tmp_path: Path) -> None:
+    import sts
+
+    torch.manual_seed(0)
+    module = BiEncoder(encoder=AutoModel.from_pretrained(tiny_encoder), tokenizer=AutoTokenizer.from_pretrained(tiny_encoder), max_length=32,
+                       freeze_encoder=True, head_hidden=16)
+    ckpt = checkpoint.save(module, tmp_path / "frozen.pt")
+    out = run_export(ckpt, tmp_path / "onnx", "onnx")
+    assert (out / "head.safetensors").is_file() and json.loads((out / "sts_onnx.json").read_text())["head_hidden"] == 16
+    np.testing.assert_allclose(sts.load(out).score(S1, S2), sts.load(ckpt, precision="fp32").score(S1, S2), atol=1e-5)
+
+
+def _tampered(out: Path, damage: str) -> None:
+    meta_path = out / "sts_onnx.json"
+    meta = json.loads(meta_path.read_text())
+    if damage == "missing graph":
+        (out / "model.onnx").unlink()
+    elif damage == "pickle":
+        (out / "pytorch_model.bin").write_bytes(b"\x80\x04.")
+    elif damage == "unknown field":
+        meta["script"] = "rm -rf ~"
+    elif damage == "inputs":
+        meta["inputs"] = ["input_ids", "attention_mask", "token_type_ids"]
     else:
-        feed = {f"{k}{side}": v for side, texts in ((1, S1), (2, S2)) for k, v in tokenizer(texts, padding=True, truncation=True, return_tensors="np").items() if k != "token_type_ids"}
-    session = ort.InferenceSession(str(out / "model.onnx"))
-    scores = session.run(["score"], {k: v.astype(np.int64) for k, v in feed.items()})[0]
-    assert np.abs(scores - checkpoint.load(ckpt).score_texts(S1, S2)).max() <= 1e-4
+        meta[damage] = {"threshold": "high", "max_length": 0, "pooling": "attention", "encoder_config": {"model_type": "gpt2"}}[damage]
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("threshold", r"sts_onnx.json: field threshold='high' must be"),
+        ("max_length", r"sts_onnx.json: field max_length=0 must be"),
+        ("pooling", r"sts_onnx.json: field pooling='attention' must be one of"),
+        ("encoder_config", r"sts_onnx.json: field encoder_config.model_type='gpt2' must be one of"),
+        ("unknown field", r"sts_onnx.json: unknown field 'script'"),
+        ("inputs", r"sts_onnx.json: field inputs=\[.*\] must be one of"),
+        ("missing graph", r"model.onnx: missing"),
+        ("pickle", r"pytorch_model.bin: refused: a .bin file"),
+    ],
+)
+def test_a_tampered_onnx_export_is_refused_in_one_line(damage: str, message: str, onnx_exports: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    import sts
+
+    out = tmp_path / "onnx"
+    shutil.copytree(onnx_exports["tiny_model_file"], out)
+    _tampered(out, damage)
+    for read in (sts.load, sts.describe):
+        with pytest.raises(STSError, match=message) as refused:
+            read(out)
+        assert "\n" not in str(refused.value)
+
+
+def test_an_onnx_export_is_not_run_in_torch(onnx_exports: dict[str, Path]) -> None:
+    import sts
+
+    out = onnx_exports["tiny_cross_model_file"]
+    for read in (lambda: sts.load(out, backend="torch"), lambda: sts.describe(out).info(backend="torch")):
+        with pytest.raises(STSError, match=r"^backend=torch: .* is an ONNX export, whose network is only its graph \(model.onnx\); score it with backend=onnx or openvino"):
+            read()
+    with pytest.raises(STSError, match="an ONNX export and the bundled model carry their own"):
+        sts.load(out, max_length=16)
+
+
+def test_predict_scores_with_an_onnx_export(onnx_exports: dict[str, Path], tiny_cross_model_file: Path, tmp_path: Path) -> None:
+    import sts
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("id,a,b\n" + "".join(f"{i},{a},{b}\n" for i, (a, b) in enumerate(zip(S1, S2))))
+    done = run_cli([str(ROOT / "predict.py"), f"ckpt={onnx_exports['tiny_cross_model_file']}", f"input={pairs}", f"output={tmp_path / 'out.csv'}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    scores = [float(line.split(",")[-2]) for line in (tmp_path / "out.csv").read_text().splitlines()[1:]]
+    np.testing.assert_allclose(scores, sts.load(tiny_cross_model_file, precision="fp32").score(S1, S2), atol=2e-6)
 
 
 def test_refuses_existing_folder_and_unknown_format(tiny_model_file: Path, tmp_path: Path) -> None:
