@@ -69,6 +69,20 @@ def texts(min_items: int = 1, max_items: int = 64) -> Rule:
     return check
 
 
+def api_key() -> Rule:
+    """A secret fit for an HTTP header: 8 to 4096 visible ASCII characters, no spaces."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not 8 <= len(value) <= 4096 or not all("!" <= c <= "~" for c in value):
+            raise Invalid("must be 8 to 4096 visible ASCII characters without spaces")
+        return value
+
+    return check
+
+
+SECRETS = frozenset({"api_key"})  # never shown in an error
+
+
 def sentence_columns() -> Rule:
     def check(value: Any) -> list[str]:
         names = texts(2, 2)(value)
@@ -257,6 +271,7 @@ SERVE: dict[str, Rule] = {
     "max_tokens": optional(integer(1, 10**10)),
     "max_payload_bytes": integer(1024, 2**34),
     "max_queued": either(integer(1, 10**9), choice("auto")),
+    "api_key": optional(api_key()),
     "timeout": number(0, 3600, lo_open=True),
     "log_level": choice("critical", "error", "warning", "info", "debug"),
 }
@@ -302,6 +317,6 @@ def check(cfg: DictConfig, rules: Mapping[str, Rule]) -> None:
         try:
             normalised = rule(value)
         except Invalid as e:
-            raise STSError(f"option {key}={checks.shown(value)} {e}") from None
+            raise STSError(f"option {key}={'<hidden>' if key in SECRETS else checks.shown(value)} {e}") from None
         if normalised != value and not isinstance(normalised, list):
             OmegaConf.update(cfg, key, normalised, merge=False)

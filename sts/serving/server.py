@@ -1,7 +1,10 @@
 """serve(cfg): a model behind HTTP with LitServe: dynamic batching, workers per device, /health.
 
 Endpoints: POST /v1/score (pairs -> score and lbl), POST /v1/embeddings (OpenAI-compatible;
-bi-encoders), GET /health and GET /info (LitServe's own; /info carries the model's record).
+bi-encoders), POST /v1/rerank (Cohere's and Jina's schema), POST /rerank, /similarity and
+/predict (text-embeddings-inference's schemas), GET /metrics (Prometheus, sts.serving.metrics),
+GET /health and GET /info (LitServe's own; /info carries the model's record). With `api_key`
+every endpoint but /health needs `Authorization: Bearer <key>`.
 
 Requests are validated completely in the HTTP process, before they join a batch (LitServe decodes
 a batch together, so one bad request must never get that far), by the pydantic models below:
@@ -19,27 +22,31 @@ in-flight requests get their 504 at the timeout).
 # to let FastAPI validate the request body with it
 import asyncio
 import base64
+import functools
+import hmac
 import logging
 import math
 import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator, model_validator
 
 from sts import __version__
 
 from sts.config import options
 from sts.core.inputs import Encodings, PairInputs
 from sts.errors import STSError
+from sts.serving.metrics import counting, exposition, metrics, shared_folder
 
 try:
     import litserve as ls
@@ -87,23 +94,201 @@ def _check_tokens(encode: Callable[[PairInputs], dict[str, Encodings]], what: st
         raise ValueError(f"{what} have {tokens} tokens; at most {Limits.max_tokens} per request (max_tokens)")
 
 
-class ScoreRequest(BaseModel):
-    """{"pairs": [["s1", "s2"], ...], "threshold": 0.8 (optional)}"""
+def _sentences(values: list[str], name: str) -> list[str]:
+    """A request's list of sentences: at most max_pairs, each a sentence (`_sentence`)."""
+    if len(values) > Limits.max_pairs:
+        raise ValueError(f"{len(values)} {name}; at most {Limits.max_pairs} per request (max_pairs)")
+    for k, value in enumerate(values):
+        _sentence(value, f"{name}[{k}]")
+    return values
+
+
+def _checked_pairs(pairs: list[list[str]], name: str) -> list[list[str]]:
+    """A request's pairs: at most max_pairs, each side a sentence (`_sentence`)."""
+    if len(pairs) > Limits.max_pairs:
+        raise ValueError(f"{len(pairs)} pairs; at most {Limits.max_pairs} per request (max_pairs)")
+    for k, (first, second) in enumerate(pairs):
+        _sentence(first, f"{name}[{k}][0]")
+        _sentence(second, f"{name}[{k}][1]")
+    return pairs
+
+
+def _checked(value: Any, info: ValidationInfo) -> Any:
+    """Field validator of a sentence field (one string, or a list of strings or documents)."""
+    if isinstance(value, str):
+        return _sentence(value, info.field_name)
+    _sentences([v if isinstance(v, str) else v.text for v in value], info.field_name)
+    return value
+
+
+class PairRequest(BaseModel):
+    """A request whose work is scoring sentence pairs, in whichever endpoint's schema. The worker
+    scores the pairs of all such requests of a batch in one `Model.score` call, and each request
+    answers from its own scores: every endpoint has /v1/score's validation, limits and batching."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @property
+    def raw(self) -> bool:
+        """Scores as metrics use them (a bi-encoder's cosine before it is clipped to 0-1)."""
+        return False
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        raise NotImplementedError
+
+    def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _check_work(self) -> "PairRequest":
+        first, second = self.sides()
+        _check_tokens(lambda inputs: inputs.pairs(first, second), "pairs")
+        return self
+
+
+class ScoreRequest(PairRequest):
+    """POST /v1/score: {"pairs": [["s1", "s2"], ...], "threshold": 0.8 (optional)}"""
+
     pairs: list[Annotated[list[StrictStr], Field(min_length=2, max_length=2)]] = Field(min_length=1)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
 
     @field_validator("pairs")
     @classmethod
     def _check_pairs(cls, pairs: list[list[str]]) -> list[list[str]]:
-        if len(pairs) > Limits.max_pairs:
-            raise ValueError(f"{len(pairs)} pairs; at most {Limits.max_pairs} per request (max_pairs)")
-        for k, (first, second) in enumerate(pairs):
-            _sentence(first, f"pairs[{k}][0]")
-            _sentence(second, f"pairs[{k}][1]")
-        _check_tokens(lambda inputs: inputs.pairs([a for a, _ in pairs], [b for _, b in pairs]), "pairs")
-        return pairs
+        return _checked_pairs(pairs, "pairs")
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        return [a for a, _ in self.pairs], [b for _, b in self.pairs]
+
+    def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
+        cut = float(threshold if self.threshold is None else self.threshold)
+        return {"results": [{"score": float(s), "lbl": int(s >= cut)} for s in scores], "threshold": cut, "model": model}
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: StrictStr
+
+
+def _ranked(scores: np.ndarray, top_n: int | None) -> list[int]:
+    """Indices by descending score (ties in input order), the first top_n."""
+    return np.argsort(-scores, kind="stable")[:top_n].tolist()
+
+
+class RerankRequest(PairRequest):
+    """POST /v1/rerank, Cohere's and Jina's schema: {"query", "documents": [str | {"text"}],
+    "top_n", "return_documents", "model"} -> {"id", "results": [{"index", "relevance_score",
+    "document": {"text"}}]}, best first. A cross-encoder scores each query-document pair, a
+    bi-encoder their cosine."""
+
+    query: StrictStr
+    documents: list[StrictStr | _Document] = Field(min_length=1)
+    top_n: int | None = Field(default=None, ge=1)
+    return_documents: bool = False
+    model: StrictStr | None = None
+
+    _check = field_validator("query", "documents")(_checked)
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        texts = [d if isinstance(d, str) else d.text for d in self.documents]
+        return [self.query] * len(texts), texts
+
+    def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
+        texts = self.sides()[1]
+        results = [{"index": i, "relevance_score": float(scores[i]), **({"document": {"text": texts[i]}} if self.return_documents else {})}
+                   for i in _ranked(scores, self.top_n)]
+        return {"id": uuid.uuid4().hex, "results": results, "meta": {"billed_units": {"search_units": 1}}}
+
+
+class TeiRerankRequest(PairRequest):
+    """POST /rerank, text-embeddings-inference's schema: {"query", "texts", "raw_scores",
+    "return_text", "truncate", "truncation_direction"} -> [{"index", "score", "text"}], best first.
+    Texts are always truncated at the model's max_length (TEI's truncate=true), from the right."""
+
+    query: StrictStr
+    texts: list[StrictStr] = Field(min_length=1)
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool | None = None
+    truncation_direction: Literal["right", "Right"] = "right"
+
+    _check = field_validator("query", "texts")(_checked)
+
+    @property
+    def raw(self) -> bool:
+        return self.raw_scores
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        return [self.query] * len(self.texts), list(self.texts)
+
+    def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
+        return [{"index": i, "score": float(scores[i]), **({"text": self.texts[i]} if self.return_text else {})} for i in _ranked(scores, None)]
+
+
+class _SimilarityInputs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source_sentence: StrictStr
+    sentences: list[StrictStr] = Field(min_length=1)
+
+    _check = field_validator("source_sentence", "sentences")(_checked)
+
+
+class SimilarityRequest(PairRequest):
+    """POST /similarity, text-embeddings-inference's (and the Hugging Face Inference API's)
+    sentence-similarity schema: {"inputs": {"source_sentence", "sentences"}} -> [score, ...]."""
+
+    inputs: _SimilarityInputs
+    parameters: dict[str, Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _no_parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value:
+            raise ValueError(f"parameters {sorted(value)}: none are supported")
+        return value
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        return [self.inputs.source_sentence] * len(self.inputs.sentences), list(self.inputs.sentences)
+
+    def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
+        return [float(s) for s in scores]
+
+
+_Pair = Annotated[list[StrictStr], Field(min_length=2, max_length=2)]
+
+
+class PredictRequest(PairRequest):
+    """POST /predict, text-embeddings-inference's schema for pairs: {"inputs": [s1, s2] or
+    [[s1, s2], ...], "raw_scores", "truncate", "truncation_direction"} -> [{"score", "label"}] for
+    one pair, a list of those for several; the label is the model's lbl ("1" or "0")."""
+
+    inputs: _Pair | list[_Pair]
+    raw_scores: bool = False
+    truncate: bool | None = None
+    truncation_direction: Literal["right", "Right"] = "right"
+
+    @field_validator("inputs")
+    @classmethod
+    def _check_inputs(cls, inputs: list[str] | list[list[str]]) -> list[str] | list[list[str]]:
+        if not inputs:
+            raise ValueError("inputs is an empty list")
+        _checked_pairs([inputs] if isinstance(inputs[0], str) else inputs, "inputs")  # type: ignore[list-item]
+        return inputs
+
+    @property
+    def raw(self) -> bool:
+        return self.raw_scores
+
+    def _pairs(self) -> list[list[str]]:
+        return [self.inputs] if isinstance(self.inputs[0], str) else self.inputs  # type: ignore[list-item]
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        pairs = self._pairs()
+        return [a for a, _ in pairs], [b for _, b in pairs]
+
+    def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
+        answers = [[{"score": float(s), "label": str(int(s >= threshold))}] for s in scores]
+        return answers[0] if isinstance(self.inputs[0], str) else answers
 
 
 class EmbeddingRequest(BaseModel):
@@ -198,8 +383,10 @@ class PairAPI(ls.LitAPI):
         logging.getLogger("litserve.loops.loops").addFilter(_OneLineSetupError())
         if self.threads:
             torch.set_num_threads(self.threads)
+        start = time.perf_counter()
         self.model = sts.load(self.ckpt, **(self.settings | {"device": device}))
         self.source = self.model.info["source"]
+        metrics().load.set(time.perf_counter() - start)
 
     def decode_request(self, request: ScoreRequest) -> BaseModel:
         return request
@@ -207,11 +394,19 @@ class PairAPI(ls.LitAPI):
     def batch(self, requests: list[BaseModel]) -> list[BaseModel]:
         return requests
 
-    def predict(self, requests: list[BaseModel]) -> list[dict[str, Any] | HTTPException]:
-        runs: dict[type, Callable[[list[Any]], list[dict[str, Any]]]] = {ScoreRequest: self._score, EmbeddingRequest: self._embed}
+    def predict(self, requests: list[BaseModel]) -> list[Any]:
+        """Each request's answer (or its HTTPException), in batch order: the pair requests of
+        every endpoint scored together (one call per kind of score), the embedding requests in one."""
+        runs: dict[str, Callable[[list[Any]], list[Any]]] = {
+            "scores": functools.partial(self._scores, clip=True),
+            "raw scores": functools.partial(self._scores, clip=False),
+            "embeddings": self._embed,
+        }
+        kinds = ["embeddings" if isinstance(r, EmbeddingRequest) else "raw scores" if r.raw else "scores" for r in requests]
+        metrics().batches.observe(len(requests))
         outputs: list[Any] = [None] * len(requests)
         for kind, run in runs.items():
-            where = [k for k, r in enumerate(requests) if isinstance(r, kind)]
+            where = [k for k, found in enumerate(kinds) if found == kind]
             if where:
                 for k, output in zip(where, _isolated([requests[k] for k in where], run)):
                     outputs[k] = output
@@ -223,22 +418,22 @@ class PairAPI(ls.LitAPI):
     def encode_response(self, output: dict[str, Any] | HTTPException) -> Any:  # FastAPI's response model: any JSON
         return output  # the answer, or this request's error (PerRequestLoop answers it as one)
 
-    def _score(self, batch: list[ScoreRequest]) -> list[dict[str, Any]]:
-        """POST /v1/score: each request's pairs, scored in one call with every request of its batch."""
-        scores = self.model.score([a for r in batch for a, _ in r.pairs], [b for r in batch for _, b in r.pairs])
+    def _scores(self, batch: list[PairRequest], clip: bool) -> list[Any]:
+        """Pair requests of any endpoint: their pairs scored in one call, each answered from its own."""
+        sides = [r.sides() for r in batch]
+        metrics().items.labels("pairs").inc(sum(len(first) for first, _ in sides))
+        scores = self.model.score([a for first, _ in sides for a in first], [b for _, second in sides for b in second], clip=clip)
         out, start = [], 0
-        for r in batch:
-            part = scores[start : start + len(r.pairs)]
-            start += len(r.pairs)
-            threshold = float(self.model.threshold if r.threshold is None else r.threshold)
-            results = [{"score": float(s), "lbl": int(s >= threshold)} for s in part]
-            out.append({"results": results, "threshold": threshold, "model": self.source})
+        for r, (first, _) in zip(batch, sides):
+            out.append(r.answer(scores[start : start + len(first)], self.model.threshold, self.source))
+            start += len(first)
         return out
 
     def _embed(self, batch: list[EmbeddingRequest]) -> list[dict[str, Any]]:
         """POST /v1/embeddings in OpenAI's format (the OpenAI client works unchanged)."""
         texts = [[r.input] if isinstance(r.input, str) else r.input for r in batch]
         flat = [t for group in texts for t in group]
+        metrics().items.labels("sentences").inc(len(flat))
         embeddings = self.model.embed(flat)
         # unit length, as OpenAI's are: a dot product is then the cosine the model scores with
         embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
@@ -292,6 +487,7 @@ class Backlog:
         if not self.pending:
             self._since = time.monotonic()
         self.pending += items
+        metrics().queued.set(self.pending)
         return None
 
     def done(self, items: int) -> None:
@@ -303,12 +499,23 @@ class Backlog:
                 self.answered, self.busy_s = self.answered / 2, self.busy_s / 2
         self.pending -= items
         self._since = now if self.pending else None
+        metrics().queued.set(self.pending)
+
+
+# POST endpoints of pair requests, each scored by PairAPI._scores (and /v1/embeddings for bi-encoders)
+ENDPOINTS: dict[str, type[PairRequest]] = {
+    "/v1/score": ScoreRequest,
+    "/v1/rerank": RerankRequest,
+    "/rerank": TeiRerankRequest,
+    "/similarity": SimilarityRequest,
+    "/predict": PredictRequest,
+}
 
 
 def _items(request: BaseModel) -> int:
     """A request's work as Backlog counts it: its pairs, or its sentences to embed."""
-    if isinstance(request, ScoreRequest):
-        return len(request.pairs)
+    if isinstance(request, PairRequest):
+        return len(request.sides()[0])
     return 1 if isinstance(request.input, str) else len(request.input)
 
 
@@ -353,6 +560,26 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _require_key(key: str) -> Callable[..., Any]:
+    """HTTP middleware: every path but /health needs `Authorization: Bearer <key>` (401
+    otherwise), compared in constant time (hmac.compare_digest)."""
+    expected = f"Bearer {key}".encode()
+
+    async def check(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        given = request.headers.get("authorization", "").encode("utf-8", "replace")
+        if request.url.path != "/health" and not hmac.compare_digest(given, expected):
+            return JSONResponse({"detail": "missing or wrong API key: send Authorization: Bearer <api_key>"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    return check
+
+
+async def _scrape() -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
+
+
 def _metadata(info: dict[str, Any]) -> dict[str, Any]:
     """What GET /info says about the model (plain JSON)."""
     return {"version": __version__, **OmegaConf.to_container(OmegaConf.create(info), resolve=True)}
@@ -385,6 +612,10 @@ def build(cfg: DictConfig) -> "ls.LitServer":
         restart_workers=True,
     )
     server.app.add_exception_handler(RequestValidationError, _validation_error)
+    if cfg.api_key is not None:
+        server.app.middleware("http")(_require_key(str(cfg.api_key)))
+    server.app.middleware("http")(counting({*ENDPOINTS, "/v1/embeddings", "/metrics", "/health", "/info"}))  # outermost: 401s counted
+    server.app.add_api_route("/metrics", _scrape, methods=["GET"])
     # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (_route);
     # LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
     server.uvicorn_graceful_timeout = float(cfg.timeout)
@@ -392,7 +623,8 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     server.app.router.routes[:] = [r for r in server.app.router.routes if getattr(r, "path", None) != "/v1/score"]
     limit = None if cfg.max_queued == "auto" else max(int(cfg.max_queued) // int(cfg.api_servers), 1)
     backlog = Backlog(limit, float(cfg.timeout))
-    _route(server, api, backlog, "/v1/score", ScoreRequest)
+    for path, request_type in ENDPOINTS.items():
+        _route(server, api, backlog, path, request_type)
     if model.architecture == "BiEncoder":
         _route(server, api, backlog, "/v1/embeddings", EmbeddingRequest)
     else:
@@ -440,12 +672,18 @@ def _drain_on_sigterm(signum: int, frame: object) -> None:
 def serve(cfg: DictConfig) -> None:
     """Start the server and block until SIGTERM or SIGINT (both drain in-flight requests)."""
     options.check(cfg, options.SERVE)
+    with shared_folder():
+        _serve(cfg)
+
+
+def _serve(cfg: DictConfig) -> None:
     global _MAIN_PID, _SERVER
     server = _SERVER = build(cfg)
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _drain_on_sigterm)
     _say_worker_deaths(cfg.log_level)
-    print(f"serving on http://{cfg.host}:{cfg.port} (POST /v1/score, /v1/embeddings; GET /health, /info)", file=sys.stderr, flush=True)
+    posts = ", ".join([*ENDPOINTS, "/v1/embeddings"])
+    print(f"serving on http://{cfg.host}:{cfg.port} (POST {posts}; GET /health, /info, /metrics)", file=sys.stderr, flush=True)
     try:
         server.run(host=cfg.host, port=int(cfg.port), num_api_servers=int(cfg.api_servers), generate_client_file=False, log_level=cfg.log_level)
     except OSError as e:

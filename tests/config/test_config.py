@@ -6,8 +6,9 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from sts.config import CONFIG_DIR
+from sts.errors import STSError
 
-from conftest import compose_train
+from conftest import compose_config, compose_train
 
 
 def options(group: str) -> list[str]:
@@ -70,3 +71,15 @@ def test_single_model_experiments_and_the_cross_encoder_turn_the_soup_off(tmp_pa
     for experiment in options("experiment"):
         cfg = compose_train([f"experiment={experiment}"], tmp_path)
         assert bool(cfg.soup.ingredients) == experiment.endswith("_soup"), experiment
+
+
+def test_a_bad_api_key_is_refused_without_showing_it() -> None:
+    from sts.config import options as rules
+
+    for key in ("short", "has a space in it", "ünïcode-key-123"):
+        cfg = compose_config("serve", [])
+        cfg.api_key = key
+        with pytest.raises(STSError) as e:
+            rules.check(cfg, rules.SERVE)
+        assert "option api_key=<hidden> must be 8 to 4096 visible ASCII" in str(e.value) and key not in str(e.value)
+    rules.check(compose_config("serve", ["api_key=good-key-1234"]), rules.SERVE)

@@ -294,6 +294,99 @@ def test_health_and_info(bi_server: Server) -> None:
     assert info["precision"] == "fp32"  # what the worker scores in, as set
 
 
+def test_rerank_cohere_client_and_tei_schemas_score_as_the_api(bi_server: Server, tiny_model_file: Path) -> None:
+    """/v1/rerank (Cohere's client, unchanged), TEI's /rerank, /similarity and /predict: each
+    answers with Model.score's numbers in its own schema."""
+    import cohere
+
+    model = sts.load(tiny_model_file, precision="fp32")
+    query, documents = S1[0], [S2[0], S2[1], S1[0], S2[2]]
+    expected = model.score([query] * 4, documents)
+    order = np.argsort(-expected, kind="stable").tolist()
+    client = cohere.Client(base_url=bi_server.url, api_key="unused")
+    ranked = client.rerank(query=query, documents=documents, top_n=3, return_documents=True, model="sts")
+    assert [r.index for r in ranked.results] == order[:3] and ranked.results[0].document.text == documents[order[0]]
+    np.testing.assert_allclose([r.relevance_score for r in ranked.results], expected[order[:3]], atol=1e-6)
+    objects = bi_server.post("/v1/rerank", json={"query": query, "documents": [{"text": d} for d in documents]}).json()["results"]
+    assert [r["index"] for r in objects] == order and "document" not in objects[0]
+
+    tei = bi_server.post("/rerank", json={"query": query, "texts": documents, "return_text": True, "truncate": True}).json()
+    assert [r["index"] for r in tei] == order and tei[0]["text"] == documents[order[0]]
+    np.testing.assert_allclose([r["score"] for r in tei], expected[order], atol=1e-6)
+    raw = bi_server.post("/rerank", json={"query": query, "texts": documents, "raw_scores": True}).json()
+    np.testing.assert_allclose(sorted(r["score"] for r in raw), sorted(model.score([query] * 4, documents, clip=False)), atol=1e-6)
+
+    similar = bi_server.post("/similarity", json={"inputs": {"source_sentence": query, "sentences": documents}}).json()
+    np.testing.assert_allclose(similar, expected, atol=1e-6)
+
+    one = bi_server.post("/predict", json={"inputs": [S1[1], S2[1]]}).json()
+    many = bi_server.post("/predict", json={"inputs": [list(p) for p in zip(S1, S2)]}).json()
+    scores = model.score(S1, S2)
+    assert one[0]["score"] == pytest.approx(float(scores[1]), abs=1e-6) and len(many) == 4
+    assert [m[0]["label"] for m in many] == [str(int(s >= model.threshold)) for s in scores]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "names"),
+    [
+        ("/v1/rerank", {"query": "a", "documents": []}, "at least 1"),
+        ("/v1/rerank", {"query": " ", "documents": ["a"]}, "query is empty"),
+        ("/v1/rerank", {"query": "a", "documents": ["b", {"txt": "c"}]}, "txt"),
+        ("/v1/rerank", {"query": "a", "documents": ["b"] * 101}, "max_pairs"),
+        ("/v1/rerank", {"query": "a", "documents": ["b"], "top_n": 0}, "top_n"),
+        ("/rerank", {"query": "a", "texts": ["b", ""]}, "texts[1] is empty"),
+        ("/rerank", {"query": "a", "texts": ["b"], "truncation_direction": "left"}, "truncation_direction"),
+        ("/similarity", {"inputs": {"source_sentence": "a", "sentences": ["b"]}, "parameters": {"x": 1}}, "none are supported"),
+        ("/similarity", {"inputs": {"source_sentence": "a"}}, "sentences"),
+        ("/predict", {"inputs": "a"}, "inputs"),
+        ("/predict", {"inputs": [["a", "b"], ["c"]]}, "inputs"),
+        ("/predict", {"inputs": [["word " * 30, "word " * 30]] * 60}, "max_tokens"),
+    ],
+)
+def test_rerank_and_tei_endpoints_validate_like_score(bi_server: Server, path: str, body: dict, names: str) -> None:
+    response = bi_server.post(path, json=body)
+    assert response.status_code == 422 and names in response.text, response.text
+
+
+def _scrape(server: Server, headers: dict) -> dict[tuple, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{server.url}/metrics", headers=headers).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_api_key_and_metrics_summed_over_two_front_ends(tiny_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API key guards every endpoint but /health; /metrics (Prometheus, parsed with its own
+    parser) counts every answer of both HTTP front-ends and the worker's pairs, whichever front-end
+    is scraped."""
+    from openai import OpenAI
+
+    monkeypatch.setenv("STS_API_KEY", "s3cret-key-42")
+    server = Server(tiny_model_file, tmp_path, "api_servers=2")
+    key = {"Authorization": "Bearer s3cret-key-42"}
+    try:
+        assert httpx.get(f"{server.url}/health").text == "ok"
+        for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret-key-42"}):
+            refused = httpx.post(f"{server.url}/v1/score", json={"pairs": [["a", "b"]]}, headers=wrong)
+            assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer", refused.text
+        assert httpx.get(f"{server.url}/info").status_code == 401 and httpx.get(f"{server.url}/metrics").status_code == 401
+        for _ in range(20):  # a new connection each: both front-ends answer some
+            assert httpx.post(f"{server.url}/v1/score", json={"pairs": [[S1[0], S2[0]], [S1[1], S2[1]]]}, headers=key).status_code == 200
+        assert httpx.post(f"{server.url}/v1/score", json={"pairs": []}, headers=key).status_code == 422
+        assert OpenAI(base_url=f"{server.url}/v1", api_key="s3cret-key-42").embeddings.create(input=["a cat"], model="sts").data
+        for _ in range(4):  # every scrape, whichever front-end answers it, sums both
+            found = _scrape(server, key)
+            assert found[("sts_requests_total", (("endpoint", "/v1/score"), ("status", "200")))] == 20
+            assert found[("sts_requests_total", (("endpoint", "/v1/score"), ("status", "401")))] == 3
+            assert found[("sts_requests_total", (("endpoint", "/v1/score"), ("status", "422")))] == 1
+            assert found[("sts_request_seconds_count", (("endpoint", "/v1/score"),))] == 24
+            assert found[("sts_items_total", (("kind", "pairs"),))] == 40 and found[("sts_items_total", (("kind", "sentences"),))] == 1
+            assert found[("sts_queued_items", ())] == 0 and found[("sts_model_load_seconds", ())] > 0
+            assert 1 <= found[("sts_batch_requests_count", ())] <= 21
+    finally:
+        assert server.stop() == 0
+
+
 def test_cross_encoder_serves_scores_and_refuses_embeddings(tiny_cross_model_file: Path, tmp_path: Path) -> None:
     server = Server(tiny_cross_model_file, tmp_path)
     try:
@@ -301,6 +394,9 @@ def test_cross_encoder_serves_scores_and_refuses_embeddings(tiny_cross_model_fil
         np.testing.assert_allclose([r["score"] for r in results], sts.load(tiny_cross_model_file, precision="fp32").score(S1, S2), atol=1e-6)
         refused = server.post("/v1/embeddings", json={"input": "a"})
         assert refused.status_code == 400 and "CrossEncoder" in refused.json()["detail"]
+        ranked = server.post("/v1/rerank", json={"query": S1[0], "documents": S2}).json()["results"]
+        expected = sts.load(tiny_cross_model_file, precision="fp32").score([S1[0]] * 4, S2)
+        assert [r["index"] for r in ranked] == np.argsort(-expected, kind="stable").tolist()
     finally:
         assert server.stop(signal.SIGINT) == 0
 
