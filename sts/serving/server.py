@@ -32,12 +32,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator, model_validator
 
@@ -560,14 +561,24 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+PUBLIC = frozenset({"/health", "/"})  # answered without the API key
+PAGE = Path(__file__).with_name("page.html")
+
+
+async def _page() -> HTMLResponse:
+    """GET /: a page to try the model in a browser (self-contained: no CDN, works offline)."""
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+
 def _require_key(key: str) -> Callable[..., Any]:
-    """HTTP middleware: every path but /health needs `Authorization: Bearer <key>` (401
-    otherwise), compared in constant time (hmac.compare_digest)."""
+    """HTTP middleware: every path but /health and the page (/, which holds no data and asks for
+    the key itself) needs `Authorization: Bearer <key>` (401 otherwise), compared in constant time
+    (hmac.compare_digest)."""
     expected = f"Bearer {key}".encode()
 
     async def check(request: Request, call_next: Callable[[Request], Any]) -> Any:
         given = request.headers.get("authorization", "").encode("utf-8", "replace")
-        if request.url.path != "/health" and not hmac.compare_digest(given, expected):
+        if request.url.path not in PUBLIC and not hmac.compare_digest(given, expected):
             return JSONResponse({"detail": "missing or wrong API key: send Authorization: Bearer <api_key>"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
@@ -614,17 +625,19 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     server.app.add_exception_handler(RequestValidationError, _validation_error)
     if cfg.api_key is not None:
         server.app.middleware("http")(_require_key(str(cfg.api_key)))
-    server.app.middleware("http")(counting({*ENDPOINTS, "/v1/embeddings", "/metrics", "/health", "/info"}))  # outermost: 401s counted
+    server.app.middleware("http")(counting({*ENDPOINTS, *PUBLIC, "/v1/embeddings", "/metrics", "/info"}))  # outermost: 401s counted
     server.app.add_api_route("/metrics", _scrape, methods=["GET"])
     # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (_route);
     # LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
     server.uvicorn_graceful_timeout = float(cfg.timeout)
-    # every endpoint goes through _route (LitServe's own /v1/score route has no backlog)
-    server.app.router.routes[:] = [r for r in server.app.router.routes if getattr(r, "path", None) != "/v1/score"]
+    # every endpoint goes through _route (LitServe's own /v1/score route has no backlog), and GET /
+    # is our page (LitServe's says "litserve running")
+    server.app.router.routes[:] = [r for r in server.app.router.routes if getattr(r, "path", None) not in ("/v1/score", "/")]
     limit = None if cfg.max_queued == "auto" else max(int(cfg.max_queued) // int(cfg.api_servers), 1)
     backlog = Backlog(limit, float(cfg.timeout))
     for path, request_type in ENDPOINTS.items():
         _route(server, api, backlog, path, request_type)
+    server.app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     if model.architecture == "BiEncoder":
         _route(server, api, backlog, "/v1/embeddings", EmbeddingRequest)
     else:
@@ -683,7 +696,7 @@ def _serve(cfg: DictConfig) -> None:
     signal.signal(signal.SIGTERM, _drain_on_sigterm)
     _say_worker_deaths(cfg.log_level)
     posts = ", ".join([*ENDPOINTS, "/v1/embeddings"])
-    print(f"serving on http://{cfg.host}:{cfg.port} (POST {posts}; GET /health, /info, /metrics)", file=sys.stderr, flush=True)
+    print(f"serving on http://{cfg.host}:{cfg.port} (POST {posts}; GET /, /health, /info, /metrics)", file=sys.stderr, flush=True)
     try:
         server.run(host=cfg.host, port=int(cfg.port), num_api_servers=int(cfg.api_servers), generate_client_file=False, log_level=cfg.log_level)
     except OSError as e:

@@ -43,11 +43,11 @@ class Server:
     """serve.py in a child process; `url` once /health answers. fp32, so that scores can be
     compared with the API's to 1e-6 on any host (precision=auto would be bf16 on AMX CPUs)."""
 
-    def __init__(self, ckpt: Path, tmp_path: Path, *overrides: str) -> None:
+    def __init__(self, ckpt: Path | None, tmp_path: Path, *overrides: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        args = [sys.executable, str(ROOT / "serve.py"), f"ckpt={ckpt}", f"port={self.port}", "threads=1", "precision=fp32", *overrides]
+        args = [sys.executable, str(ROOT / "serve.py"), f"ckpt={'null' if ckpt is None else ckpt}", f"port={self.port}", "threads=1", "precision=fp32", *overrides]
         self.log = (tmp_path / f"serve-{self.port}.log").open("w")
         self.proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=foreground)
         deadline = time.monotonic() + 180
