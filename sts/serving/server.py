@@ -481,15 +481,27 @@ class Backlog:
             return self.limit
         return self.START if self.rate is None else max(self.rate * self.timeout / 2, 1.0)
 
-    def admit(self, items: int) -> float | None:
-        """None: admitted (call `done` once answered); else the seconds to wait before retrying."""
+    @property
+    def full(self) -> bool:
+        """No request can be admitted now, whatever its size: checked before a request's body is
+        read and validated, so that refusing costs the HTTP process next to nothing under overload."""
+        return bool(self.pending) and self.pending >= self.bound
+
+    def refusal(self) -> JSONResponse:
+        """429 with Retry-After: the seconds the pending work takes at the measured rate (at least 1)."""
+        wait = max(math.ceil(self.pending / self.rate), 1) if self.rate else 1
+        detail = f"overloaded: {self.pending} items queued, at most {self.bound:.0f} (max_queued); retry after {wait} s"
+        return JSONResponse({"detail": detail}, status_code=429, headers={"Retry-After": str(wait)})
+
+    def admit(self, items: int) -> bool:
+        """Whether the request is admitted (then call `done` once it is answered)."""
         if self.pending and self.pending + items > self.bound:
-            return math.ceil(self.pending / self.rate) if self.rate else 1.0
+            return False
         if not self.pending:
             self._since = time.monotonic()
         self.pending += items
         metrics().queued.set(self.pending)
-        return None
+        return True
 
     def done(self, items: int) -> None:
         now = time.monotonic()
@@ -513,6 +525,19 @@ ENDPOINTS: dict[str, type[PairRequest]] = {
 }
 
 
+def _shedding(backlog: Backlog, paths: set[str]) -> Callable[..., Any]:
+    """HTTP middleware: a POST to `paths` while the backlog is full is refused before its body is
+    read (validating a refused request, tokenizer included, would take the CPU from the workers)."""
+
+    async def shed(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        if request.method == "POST" and request.url.path in paths and backlog.full:
+            await request.body()  # read, not parsed: a body left unread would cost the client its keep-alive connection
+            return backlog.refusal()
+        return await call_next(request)
+
+    return shed
+
+
 def _items(request: BaseModel) -> int:
     """A request's work as Backlog counts it: its pairs, or its sentences to embed."""
     if isinstance(request, PairRequest):
@@ -532,10 +557,8 @@ def _route(server: "ls.LitServer", api: PairAPI, backlog: Backlog, path: str, re
 
     async def endpoint(request: request_type) -> Any:  # type: ignore[valid-type]
         items = _items(request)
-        wait = backlog.admit(items)
-        if wait is not None:
-            detail = f"overloaded: {backlog.pending} items queued, at most {backlog.bound:.0f} (max_queued); retry after {wait:.0f} s"
-            return JSONResponse({"detail": detail}, status_code=429, headers={"Retry-After": f"{wait:.0f}"})
+        if not backlog.admit(items):
+            return backlog.refusal()
         try:
             return await asyncio.wait_for(handler.handle_request(request, request_type), backlog.timeout)
         except TimeoutError:
@@ -623,25 +646,27 @@ def build(cfg: DictConfig) -> "ls.LitServer":
         restart_workers=True,
     )
     server.app.add_exception_handler(RequestValidationError, _validation_error)
+    limit = None if cfg.max_queued == "auto" else max(int(cfg.max_queued) // int(cfg.api_servers), 1)
+    backlog = Backlog(limit, float(cfg.timeout))
+    # middleware runs outermost-last-added: count every answer, then check the key, then shed load
+    server.app.middleware("http")(_shedding(backlog, {*ENDPOINTS, "/v1/embeddings"}))
     if cfg.api_key is not None:
         server.app.middleware("http")(_require_key(str(cfg.api_key)))
-    server.app.middleware("http")(counting({*ENDPOINTS, *PUBLIC, "/v1/embeddings", "/metrics", "/info"}))  # outermost: 401s counted
-    server.app.add_api_route("/metrics", _scrape, methods=["GET"])
+    server.app.middleware("http")(counting({*ENDPOINTS, *PUBLIC, "/v1/embeddings", "/metrics", "/info"}))
     # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (_route);
     # LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
     server.uvicorn_graceful_timeout = float(cfg.timeout)
     # every endpoint goes through _route (LitServe's own /v1/score route has no backlog), and GET /
     # is our page (LitServe's says "litserve running")
     server.app.router.routes[:] = [r for r in server.app.router.routes if getattr(r, "path", None) not in ("/v1/score", "/")]
-    limit = None if cfg.max_queued == "auto" else max(int(cfg.max_queued) // int(cfg.api_servers), 1)
-    backlog = Backlog(limit, float(cfg.timeout))
     for path, request_type in ENDPOINTS.items():
         _route(server, api, backlog, path, request_type)
-    server.app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     if model.architecture == "BiEncoder":
         _route(server, api, backlog, "/v1/embeddings", EmbeddingRequest)
     else:
         server.app.add_api_route("/v1/embeddings", _no_embeddings(model.architecture), methods=["POST"])
+    server.app.add_api_route("/metrics", _scrape, methods=["GET"])
+    server.app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     return server
 
 

@@ -235,15 +235,17 @@ def test_backlog_bound_follows_the_measured_rate(monkeypatch: pytest.MonkeyPatch
     clock = [100.0]
     monkeypatch.setattr(server_module.time, "monotonic", lambda: clock[0])
     backlog = Backlog(None, timeout=10)
-    assert backlog.admit(5000) is None  # nothing pending: always admitted
-    assert backlog.admit(1) is not None and backlog.bound == Backlog.START
+    assert backlog.admit(5000)  # nothing pending: always admitted
+    assert not backlog.admit(1) and backlog.bound == Backlog.START and backlog.full
     clock[0] += 2.0  # 5000 items answered in 2 busy seconds: 2500/s, bound 2500 x 10/2
     backlog.done(5000)
-    assert backlog.rate == pytest.approx(2500) and backlog.bound == pytest.approx(12500) and backlog.pending == 0
-    assert backlog.admit(12000) is None and backlog.admit(400) is None
-    assert backlog.admit(200) == 5  # 12400 pending at 2500/s: retry in 5 s
+    assert backlog.rate == pytest.approx(2500) and backlog.bound == pytest.approx(12500) and backlog.pending == 0 and not backlog.full
+    assert backlog.admit(12000) and backlog.admit(400) and not backlog.full
+    assert not backlog.admit(200)
+    refused = backlog.refusal()  # 12400 pending at 2500/s: retry in 5 s
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "5"
     fixed = Backlog(10, timeout=10)
-    assert fixed.admit(8) is None and fixed.admit(3) is not None and fixed.admit(2) is None
+    assert fixed.admit(8) and not fixed.admit(3) and fixed.admit(2) and fixed.full
 
 
 def test_killed_worker_answers_5xx_within_timeout_and_is_restarted(tiny_model_file: Path, tmp_path: Path) -> None:
