@@ -27,7 +27,13 @@ from sts.io.encoders import check_tokenizer
 
 def save(module: PairModel, path: str | Path, metrics: dict[str, Any] | None = None, training: dict[str, Any] | None = None) -> Path:
     """Write weights + payload (no optimizer state) through a temporary file; `training`: how
-    the model was trained (sts.core.hparams.TRAINING), recorded beside its architecture."""
+    the model was trained (sts.core.hparams.TRAINING), recorded beside its architecture. A model
+    loaded from an ONNX export has no torch weights to write: refused in one line."""
+    from sts.core.backends import exported_graph
+
+    graph = exported_graph(module)
+    if graph is not None:
+        raise STSError(f"{path}: the model was loaded from the ONNX graph {graph}, which has no torch weights to save; save the model.pt it was exported from")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}

@@ -196,6 +196,15 @@ def test_an_onnx_export_is_not_run_in_torch(onnx_exports: dict[str, Path]) -> No
         sts.load(out, max_length=16)
 
 
+def test_a_model_loaded_from_an_onnx_export_is_not_saved_as_a_model_file(onnx_exports: dict[str, Path], tmp_path: Path) -> None:
+    import sts
+    from sts.io import checkpoint
+
+    with pytest.raises(STSError, match="has no torch weights to save"):
+        checkpoint.save(sts.load(onnx_exports["tiny_model_file"]).module, tmp_path / "model.pt")
+    assert not list(tmp_path.iterdir())
+
+
 def test_predict_scores_with_an_onnx_export(onnx_exports: dict[str, Path], tiny_cross_model_file: Path, tmp_path: Path) -> None:
     import sts
 
