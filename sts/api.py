@@ -257,18 +257,13 @@ class Description:
         """The width of the sentence embeddings (bi-encoders; None for a cross-encoder)."""
         return None if self.architecture == "CrossEncoder" else int(self.encoder.hidden_size)
 
-    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto") -> dict[str, Any]:
-        """`Model.info` as `load` with these settings would give it (the precision and backend a
-        scorer would choose on this host)."""
-        from sts.core.backends import graph_backend
-        from sts.core.precision import choose_backend, resolve
+    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None) -> dict[str, Any]:
+        """`Model.info` as `load` with these settings would give it: the backend and precision a
+        scorer plans on this host (sts.core.scorer.plan; OpenVINO may compile another float
+        precision than asked on a CPU without it, which only the loaded model can read back)."""
+        from sts.core.scorer import plan
 
-        quantize = None
-        if self.graph is not None:
-            backend, quantize = graph_backend(backend, None, self.graph)
-        if backend == "auto":
-            backend, _ = choose_backend(precision, device, cross_encoder=self.architecture == "CrossEncoder")
-        ran = resolve(precision, device) if backend in ("torch", "openvino") else "fp32" if quantize == "none" else "int8"
+        backend, _, ran = plan(precision, device, backend, quantize, self.architecture == "CrossEncoder", self.graph)
         return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, self.threshold, ran, backend, self.origin)
 
 

@@ -193,3 +193,25 @@ def test_chunks_and_progress_change_no_score(capsys: pytest.CaptureFixture) -> N
     np.testing.assert_allclose(bundled.embed(S1, chunk_size=1, progress=True), bundled.embed(S1), atol=1e-6)
     assert "3/3" in capsys.readouterr().err
     assert bundled.score([], []).shape == (0,)
+
+
+@pytest.mark.parametrize("settings", [{"backend": "onnx"}, {"backend": "onnx", "quantize": "none"}, {"backend": "openvino", "precision": "fp32"},
+                                      {"backend": "torch", "precision": "fp32"}])
+def test_describe_reports_the_backend_and_precision_load_runs(settings: dict, tiny_model_file: Path) -> None:
+    """A server's /info comes from describe: it must say what its workers run (sts.core.scorer.plan)."""
+    described, loaded = sts.describe(tiny_model_file).info(**settings), sts.load(tiny_model_file, **settings).info
+    assert (described["backend"], described["precision"]) == (loaded["backend"], loaded["precision"])
+
+
+@pytest.mark.parametrize(("model_file", "expected"), [("tiny_model_file", ("openvino", "int8")), ("tiny_cross_model_file", ("openvino", "fp32"))])
+def test_describe_on_a_faked_vnni_host_reports_openvino(model_file: str, expected: tuple, request, monkeypatch: pytest.MonkeyPatch) -> None:
+    """backend=auto on a CPU with VNNI and no AMX (faked): int8 for a bi-encoder, fp32 for a cross-encoder."""
+    from sts.core import precision
+
+    monkeypatch.delenv("STS_BACKEND")
+    monkeypatch.setattr(precision, "_announced", set())
+    monkeypatch.setattr(precision, "cpu", lambda: {"model": "test", "flags": ["avx512_vnni", "avx512f"], "amx": False})
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(precision, "int8_runtime", lambda: True)
+    info = sts.describe(request.getfixturevalue(model_file)).info()
+    assert (info["backend"], info["precision"]) == expected

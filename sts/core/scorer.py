@@ -7,6 +7,8 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -31,34 +33,17 @@ class Scorer:
 
     def __init__(self, module: PairModel, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
                  quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
-        if backend not in BACKENDS:
-            raise STSError(f"backend={backend!r}: choose one of {BACKENDS}")
-        if precision not in PRECISIONS:
-            raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
+        backend, quantize, self.precision = plan(precision, device, backend, quantize, module.joined, exported_graph(module))
         self.device = torch.device(device)
-        graph = exported_graph(module)
-        if graph is not None:
-            backend, quantize = graph_backend(backend, quantize, graph)
-        if backend not in ("auto", "torch") and self.device.type != "cpu":
-            how = "an ONNX export runs only there" if graph is not None else f"device={device} scores with backend=torch"
-            raise STSError(f"backend={backend} runs on the CPU; {how}")
         self.module = module.to(self.device).eval()
         self.batch_size = batch_size
-        if backend == "auto":
-            backend, chosen = choose_backend(precision, device, cross_encoder=module.joined)
-            quantize = quantize or chosen
         self.backend = backend
         self.encode: Encode | None = None
-        if backend == "torch":
-            self.precision = resolve(precision, device)
-            return
-        quantize = quantize or DEFAULT_QUANTIZE[backend]
         if backend == "openvino":
             self.encode = OpenVinoEncoder(self.module, resolve(precision, device), quantize, calibration)
-            self.precision = self.encode.precision
-            return
-        self.encode = OnnxEncoder(self.module, quantize, calibration)
-        self.precision = "fp32" if quantize == "none" else "int8"
+            self.precision = self.encode.precision  # what OpenVINO compiled, read back
+        elif backend == "onnx":
+            self.encode = OnnxEncoder(self.module, quantize, calibration)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The context the module runs in: bf16 autocast for torch, nothing for fp32 and the
@@ -75,6 +60,30 @@ class Scorer:
         """Pooled embeddings (bi-encoders), float32, in input order, at this scorer's precision and backend."""
         with self.autocast():
             return self.module.embed_texts(texts, self.batch_size, encode=self.encode).float().cpu().numpy()
+
+
+def plan(precision: str, device: str, backend: str, quantize: str | None, cross_encoder: bool, graph: Path | None = None) -> tuple[str, str | None, str]:
+    """(backend, quantize, precision) a Scorer with these settings runs: the one rule, also behind
+    `sts.api.Description.info`, which reports it without building the network. For OpenVINO the
+    float precision is the one asked for; the Scorer reports what the compiled model reads back."""
+    if backend not in BACKENDS:
+        raise STSError(f"backend={backend!r}: choose one of {BACKENDS}")
+    if precision not in PRECISIONS:
+        raise STSError(f"precision={precision!r}: choose one of {PRECISIONS}")
+    if graph is not None:
+        backend, quantize = graph_backend(backend, quantize, graph)
+    if backend not in ("auto", "torch") and torch.device(device).type != "cpu":
+        how = "an ONNX export runs only there" if graph is not None else f"device={device} scores with backend=torch"
+        raise STSError(f"backend={backend} runs on the CPU; {how}")
+    if backend == "auto":
+        backend, chosen = choose_backend(precision, device, cross_encoder=cross_encoder)
+        quantize = quantize or chosen
+    if backend == "torch":
+        return backend, quantize, resolve(precision, device)
+    quantize = quantize or DEFAULT_QUANTIZE[backend]
+    if backend == "openvino":
+        return backend, quantize, "int8" if quantize == "static" else resolve(precision, device)
+    return backend, quantize, "fp32" if quantize == "none" else "int8"
 
 
 def progress(total: int | None, enabled: str | bool = "auto", unit: str = "pairs", desc: str | None = None) -> tqdm:
