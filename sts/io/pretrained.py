@@ -67,14 +67,22 @@ def _cross_encoder(name: str, config: Any, max_length: int | None) -> CrossEncod
     return module
 
 
-def _build(name: str, folder: Path, config: Any, pooling: str | None, max_length: int | None) -> PairModel:
-    if is_cross_encoder(folder, config):
+def _pooling(name: str, cross: bool, pooling: str | None) -> str:
+    """How the folder's model pools: a sequence classifier reads [CLS] (another pooling= is
+    refused); a bi-encoder pools as asked, else as its sentence-transformers files say, else mean."""
+    if cross:
         if pooling not in (None, "cls"):
             raise STSError(f"pooling={pooling}: a sequence-classifier folder reads the [CLS] state")
+        return "cls"
+    return pooling or sentence_transformers_pooling(name) or "mean"
+
+
+def _build(name: str, folder: Path, config: Any, pooling: str | None, max_length: int | None) -> PairModel:
+    if is_cross_encoder(folder, config):
+        _pooling(name, True, pooling)
         return _cross_encoder(name, config, max_length)
     tokenizer, encoder = load_pretrained(name)
-    pooling = pooling or sentence_transformers_pooling(name) or "mean"
-    return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=max_length or _declared_length(folder, tokenizer), pooling=pooling)
+    return BiEncoder(encoder=encoder, tokenizer=tokenizer, max_length=max_length or _declared_length(folder, tokenizer), pooling=_pooling(name, False, pooling))
 
 
 def _config(name: str) -> Any:
@@ -134,10 +142,8 @@ def describe(name: str, pooling: str | None = None, max_length: int | None = Non
     config = _config(name)
     folder = Path(name)
     cross = is_cross_encoder(folder, config)
-    if cross and pooling not in (None, "cls"):
-        raise STSError(f"pooling={pooling}: a sequence-classifier folder reads the [CLS] state")
+    pooled = _pooling(name, cross, pooling)
     tokenizer = _failing(name, lambda: check_tokenizer(AutoTokenizer.from_pretrained(name, trust_remote_code=False), name))
     length = max_length or _declared_length(folder, tokenizer)
-    pooled = "cls" if cross else pooling or sentence_transformers_pooling(name) or "mean"
     threshold, info = calibration(folder)
     return ("CrossEncoder" if cross else "BiEncoder"), tokenizer, config, length, pooled, threshold, info

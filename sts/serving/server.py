@@ -268,23 +268,25 @@ class PredictRequest(PairRequest):
     truncate: bool | None = None
     truncation_direction: Literal["right", "Right"] = "right"
 
+    @staticmethod
+    def _pairs_of(inputs: list[str] | list[list[str]]) -> list[list[str]]:
+        """One pair ([s1, s2]) or several, as a list of pairs."""
+        return [inputs] if isinstance(inputs[0], str) else inputs  # type: ignore[list-item]
+
     @field_validator("inputs")
     @classmethod
     def _check_inputs(cls, inputs: list[str] | list[list[str]]) -> list[str] | list[list[str]]:
         if not inputs:
             raise ValueError("inputs is an empty list")
-        _checked_pairs([inputs] if isinstance(inputs[0], str) else inputs, "inputs")  # type: ignore[list-item]
+        _checked_pairs(cls._pairs_of(inputs), "inputs")
         return inputs
 
     @property
     def raw(self) -> bool:
         return self.raw_scores
 
-    def _pairs(self) -> list[list[str]]:
-        return [self.inputs] if isinstance(self.inputs[0], str) else self.inputs  # type: ignore[list-item]
-
     def sides(self) -> tuple[list[str], list[str]]:
-        pairs = self._pairs()
+        pairs = self._pairs_of(self.inputs)
         return [a for a, _ in pairs], [b for _, b in pairs]
 
     def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
@@ -367,10 +369,9 @@ class _OneLineSetupError(logging.Filter):
 
 class PairAPI(ls.LitAPI):
     """Every endpoint's requests in one inference worker holding one model (RSS: the HTTP
-    front-end plus one model per worker). LitServe registers POST /v1/score from decode_request's
-    annotation; `build` routes the other endpoints into the same queue, each with its own request
-    model, so a batch may mix them: `predict` scores each kind in one call and answers each
-    request in its place."""
+    front-end plus one model per worker). `build` routes every endpoint into this API's one queue
+    (`_route`), each with its own request model, so a batch may mix them: `predict` scores each
+    kind in one call and answers each request in its place."""
 
     def __init__(self, ckpt: str | None, settings: dict[str, Any], threads: int | None, **kwargs: Any) -> None:  # noqa: D107
         super().__init__(**kwargs)
@@ -525,6 +526,10 @@ ENDPOINTS: dict[str, type[PairRequest]] = {
 }
 
 
+# every POST the backlog admits: the pair endpoints and /v1/embeddings
+POSTS = (*ENDPOINTS, "/v1/embeddings")
+
+
 def _shedding(backlog: Backlog, paths: set[str]) -> Callable[..., Any]:
     """HTTP middleware: a POST to `paths` while the backlog is full is refused before its body is
     read (validating a refused request, tokenizer included, would take the CPU from the workers)."""
@@ -649,10 +654,10 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     limit = None if cfg.max_queued == "auto" else max(int(cfg.max_queued) // int(cfg.api_servers), 1)
     backlog = Backlog(limit, float(cfg.timeout))
     # middleware runs outermost-last-added: count every answer, then check the key, then shed load
-    server.app.middleware("http")(_shedding(backlog, {*ENDPOINTS, "/v1/embeddings"}))
+    server.app.middleware("http")(_shedding(backlog, set(POSTS)))
     if cfg.api_key is not None:
         server.app.middleware("http")(_require_key(str(cfg.api_key)))
-    server.app.middleware("http")(counting({*ENDPOINTS, *PUBLIC, "/v1/embeddings", "/metrics", "/info"}))
+    server.app.middleware("http")(counting({*POSTS, *PUBLIC, "/metrics", "/info"}))
     # draining on SIGTERM waits for in-flight requests, and none outlives `timeout` (_route);
     # LitServe's fixed 30 s would hold a shutdown after a worker's crash for no request
     server.uvicorn_graceful_timeout = float(cfg.timeout)
@@ -720,8 +725,7 @@ def _serve(cfg: DictConfig) -> None:
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _drain_on_sigterm)
     _say_worker_deaths(cfg.log_level)
-    posts = ", ".join([*ENDPOINTS, "/v1/embeddings"])
-    print(f"serving on http://{cfg.host}:{cfg.port} (POST {posts}; GET /, /health, /info, /metrics)", file=sys.stderr, flush=True)
+    print(f"serving on http://{cfg.host}:{cfg.port} (POST {', '.join(POSTS)}; GET /, /health, /info, /metrics)", file=sys.stderr, flush=True)
     try:
         server.run(host=cfg.host, port=int(cfg.port), num_api_servers=int(cfg.api_servers), generate_client_file=False, log_level=cfg.log_level)
     except OSError as e:
