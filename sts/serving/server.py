@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from queue import Empty
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -40,7 +41,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, ValidationInfo, field_validator, model_validator
 
 from sts import __version__
 
@@ -52,7 +53,8 @@ from sts.serving.metrics import counting, exposition, metrics, shared_folder
 try:
     import litserve as ls
     from litserve.loops import BatchedLoop
-    from litserve.utils import LitAPIStatus, PickleableHTTPException
+    from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
+    from litserve.utils import LitAPIStatus, LoopResponseType, PickleableHTTPException
 except ImportError:
     raise STSError("serve.py needs the serve extra: pip install 'sts[serve]' (LitServe)") from None
 
@@ -122,7 +124,15 @@ def _checked(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-class PairRequest(BaseModel):
+class Work(BaseModel):
+    """A request the inference workers answer. `company`: items its HTTP process had admitted and
+    not yet answered when it admitted this one (set by `_route`): whether a batch should wait for
+    more requests (`ServingLoop`)."""
+
+    _company: int = PrivateAttr(default=0)
+
+
+class PairRequest(Work):
     """A request whose work is scoring sentence pairs, in whichever endpoint's schema. The worker
     scores the pairs of all such requests of a batch in one `Model.score` call, and each request
     answers from its own scores: every endpoint has /v1/score's validation, limits and batching."""
@@ -294,7 +304,7 @@ class PredictRequest(PairRequest):
         return answers[0] if isinstance(self.inputs[0], str) else answers
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(Work):
     """OpenAI's embeddings request: {"input": str | [str, ...], "model": ..., "encoding_format": ...}"""
 
     model_config = ConfigDict(extra="forbid")
@@ -325,9 +335,44 @@ class EmbeddingRequest(BaseModel):
         return value
 
 
-class PerRequestLoop(BatchedLoop):
-    """LitServe's batched loop, where an HTTPException that encode_response returns (rather than
-    raises, which would fail the whole batch) is the error response of that one request."""
+class ServingLoop(BatchedLoop):
+    """LitServe's batched loop, changed in two ways. A batch waits for more requests only when more
+    are coming: it closes at once when it holds a forward pass's worth of items (`full`, the scoring
+    batch_size) or when none of its requests was admitted alongside other work (a lone client, or
+    one big request, never waits out batch_timeout); otherwise it waits up to batch_timeout after its
+    first request (LitServe's waits from when the worker asked, whether or not anyone is coming).
+    And an HTTPException that encode_response returns (rather than raises, which would fail the
+    whole batch) is the error response of that one request."""
+
+    def __init__(self, full: int) -> None:  # noqa: D107
+        super().__init__()
+        self.full = full
+
+    def get_batch_requests(self, lit_api: ls.LitAPI, request_queue: Any, transport: Any) -> tuple[list, list]:  # noqa: D102
+        taken: list[tuple[int, str, Work]] = []
+        late: list[tuple[int, str]] = []
+        items, coming, deadline = 0, False, 0.0
+        while len(taken) < lit_api.max_batch_size and items < self.full:
+            wait = 0.05 if not taken else deadline - time.monotonic() if coming else 0.0
+            try:
+                found = request_queue.get(timeout=wait) if wait > 0 else request_queue.get_nowait()
+            except Empty:
+                if taken and coming and deadline > time.monotonic():
+                    continue
+                break
+            if found == _SENTINEL_VALUE:
+                raise _StopLoopError()
+            queue_id, uid, since, request = found
+            self.put_response(transport, queue_id, uid, (), LitAPIStatus.START, LoopResponseType.REGULAR)
+            if lit_api.request_timeout not in (-1, False) and time.monotonic() - since > lit_api.request_timeout:
+                late.append((queue_id, uid))
+                continue
+            if not taken:
+                deadline = time.monotonic() + lit_api.batch_timeout
+            taken.append((queue_id, uid, request))
+            items += _items(request)
+            coming = coming or request._company > 0
+        return taken, late
 
     def put_response(self, transport: Any, response_queue_id: int, uid: str, response_data: Any, status: LitAPIStatus, response_type: Any) -> None:  # noqa: D102
         if status == LitAPIStatus.OK and isinstance(response_data, HTTPException):
@@ -418,7 +463,7 @@ class PairAPI(ls.LitAPI):
         return outputs
 
     def encode_response(self, output: dict[str, Any] | HTTPException) -> Any:  # FastAPI's response model: any JSON
-        return output  # the answer, or this request's error (PerRequestLoop answers it as one)
+        return output  # the answer, or this request's error (ServingLoop answers it as one)
 
     def _scores(self, batch: list[PairRequest], clip: bool) -> list[Any]:
         """Pair requests of any endpoint: their pairs scored in one call, each answered from its own."""
@@ -564,6 +609,7 @@ def _route(server: "ls.LitServer", api: PairAPI, backlog: Backlog, path: str, re
         items = _items(request)
         if not backlog.admit(items):
             return backlog.refusal()
+        request._company = backlog.pending - items
         try:
             return await asyncio.wait_for(handler.handle_request(request, request_type), backlog.timeout)
         except TimeoutError:
@@ -637,7 +683,7 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.max_length
     Limits.dimensions = model.dimensions
     info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"])
-    batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": PerRequestLoop()}
+    batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop(int(cfg.batch_size))}
     api = PairAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)
     server = ls.LitServer(
         api,

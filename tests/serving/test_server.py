@@ -4,12 +4,16 @@ naming the problem, SIGTERM drains, and a soak of mixed requests leaves it answe
 import base64
 import functools
 import os
+import pickle
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from queue import Queue
+from types import SimpleNamespace
 from pathlib import Path
 
 import httpx
@@ -21,7 +25,7 @@ import sts
 from sts.core.inputs import PairInputs
 from sts.errors import STSError
 from sts.serving import server as server_module
-from sts.serving.server import Backlog, _isolated
+from sts.serving.server import Backlog, ScoreRequest, ServingLoop, _isolated
 
 from conftest import ROOT
 from helpers import foreground
@@ -246,6 +250,49 @@ def test_backlog_bound_follows_the_measured_rate(monkeypatch: pytest.MonkeyPatch
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "5"
     fixed = Backlog(10, timeout=10)
     assert fixed.admit(8) and not fixed.admit(3) and fixed.admit(2) and fixed.full
+
+
+class Sent:
+    """A transport that keeps what a loop sends (LitServe sends each taken request's START)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple] = []
+
+    def send(self, item: tuple, consumer_id: int) -> None:
+        self.messages.append(item)
+
+
+def queued(pairs: int, company: int, uid: str) -> tuple:
+    request = ScoreRequest(pairs=[["a b", "c d"]] * pairs)
+    request._company = company
+    request = pickle.loads(pickle.dumps(request))  # as the queue to the worker carries it
+    assert request._company == company
+    return (0, uid, time.monotonic(), request)
+
+
+@pytest.mark.parametrize(
+    "first, later, batch",
+    [
+        ((1, 0), None, ["lone"]),  # nobody else was in flight: no wait for company
+        ((64, 5), None, ["big"]),  # a forward pass's worth already: no wait either
+        ((1, 3), (1, 0), ["first", "later"]),  # admitted alongside others: waits for them
+    ],
+)
+def test_a_batch_waits_for_company_only_when_some_is_coming(first: tuple, later: tuple | None, batch: list[str]) -> None:
+    loop, requests, transport = ServingLoop(full=64), Queue(), Sent()
+    loop._restart_workers = True
+    api = SimpleNamespace(max_batch_size=64, batch_timeout=2.0, request_timeout=30)
+    uid = batch[0]
+    requests.put(queued(*first, uid))
+    if later is not None:
+        threading.Timer(0.2, lambda: requests.put(queued(*later, "later"))).start()
+    start = time.monotonic()
+    taken, late = loop.get_batch_requests(api, requests, transport)
+    waited = time.monotonic() - start
+    assert [t[1] for t in taken] == batch and late == []
+    assert len(transport.messages) == len(batch)  # each taken request's START reached its HTTP process
+    # a lone or full batch closes at once; a waiting one when the batch timeout (2 s) runs out
+    assert waited < 0.15 if later is None else 1.9 < waited < 3.0
 
 
 def test_killed_worker_answers_5xx_within_timeout_and_is_restarted(tiny_model_file: Path, tmp_path: Path) -> None:
