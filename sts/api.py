@@ -60,7 +60,8 @@ class Model:
         module: the bi- or cross-encoder.
         info: where it came from and what it measured (see `info`).
         batch_size, precision, device: how it scores (precision: auto | fp32 | bf16 autocast;
-            auto = bf16 where the hardware has it natively, see sts.core.precision).
+            auto = bf16 where the hardware has it natively, see sts.core.precision). In bf16 with
+            the torch backend, `module`'s Linear weights are kept in bf16 (cast once, not per call).
         backend, quantize, calibration: auto (sts.core.precision.choose_backend: torch on bf16
             hardware, OpenVINO int8 on other CPUs), torch, onnx (ONNX Runtime, int8 `quantize`
             dynamic | static | none; static calibrated on `calibration` sentences) or openvino

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sts.io import checkpoint
 from sts.core.scorer import Scorer
@@ -25,6 +26,24 @@ def test_scorer_matches_module_and_bf16_is_close(tiny_model_file: Path) -> None:
     np.testing.assert_allclose(fp32, module.score_texts(s1, s2), atol=1e-6)
     bf16 = Scorer(module, batch_size=2, precision="bf16")(s1, s2)
     assert np.abs(bf16 - fp32).max() < 0.05
+
+
+@pytest.mark.parametrize("model", ["tiny_model_file", "tiny_cross_model_file"])
+def test_bf16_scorer_casts_linear_weights_once_to_what_autocast_computes(model: str, request: pytest.FixtureRequest) -> None:
+    path = request.getfixturevalue(model)
+    s1, s2 = ["a man eats", "dogs run", "a man eats"], ["food is eaten", "cats sleep", "a man is eating"]
+    reference = checkpoint.load(path).eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 autocast of the fp32 module, as before
+        expected = reference.score_texts(s1, s2, batch_size=2)
+    module = checkpoint.load(path)
+    scores = Scorer(module, batch_size=2, precision="bf16", backend="torch")(s1, s2)
+    np.testing.assert_array_equal(scores, expected)
+    linear = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(m.weight.dtype == torch.bfloat16 for m in linear)
+    assert module.encoder.embeddings.word_embeddings.weight.dtype == torch.float32
+    untouched = checkpoint.load(path)
+    Scorer(untouched, precision="fp32", backend="torch")
+    assert all(p.dtype == torch.float32 for p in untouched.parameters())
 
 
 def test_predict_on_two_processes_writes_one_file_in_input_order(tiny_model_file: Path, tmp_path: Path) -> None:
