@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # <!-- gen:NAME ARGS --> alone, or <!-- gen:NAME ARGS -->...<!-- /gen --> around an earlier rendering
-DIRECTIVE = re.compile(r"<!-- gen:(?P<name>[\w-]+)(?P<args>[^>]*?)-->(?:(?P<body>.*?)<!-- /gen -->)?", re.S)
+DIRECTIVE = re.compile(r"<!-- gen:(?P<name>[a-z][a-z-]*)(?P<args>[^>]*?)-->(?:(?P<body>.*?)<!-- /gen -->)?", re.S)
 
 RENDERERS: dict[str, Callable[..., str]] = {}
 

@@ -234,3 +234,13 @@ def recipes_table(group: str = "experiment") -> str:
     for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
         rows.append(f"| `{path.stem}` | {_cell(header(path))} |")
     return "\n".join(rows)
+
+
+@renderer("commands")
+def commands_table() -> str:
+    """Every command of the `sts` script (sts/commands/main.py) and what it does."""
+    from sts.commands.main import COMMANDS as described
+
+    rows = ["| command | what it does | page |", "| --- | --- | --- |"]
+    rows += [f"| `sts {name}` | {what} | [{name}]({name}.md) |" for name, what in described.items()]
+    return "\n".join(rows)
