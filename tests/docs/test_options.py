@@ -2,9 +2,14 @@
 every command has its page, and every config file says what it is for."""
 from __future__ import annotations
 
+import pytest
+
 from docgen import ROOT, options
 from sts.commands.main import COMMANDS
 from sts.config import CONFIG_DIR
+
+# the references compose each command's config once per group option (cached per process): one process
+pytestmark = pytest.mark.xdist_group("docs-options")
 
 
 def test_every_option_has_a_meaning() -> None:
