@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             if not trained:
                 if missing:
-                    print(f"skipped {row.name} seed {seed}: set {', '.join(missing)} (README, Experiments)")
+                    print(f"skipped {row.name} seed {seed}: set {', '.join(missing)} (docs/training.md, the all-mpnet-base-v2 teacher)")
                     continue
                 print(f"== {row.name} seed {seed}: {command(row.train_args(seed))}", flush=True)
                 if not run(row.train_args(seed), folder / "train.log"):

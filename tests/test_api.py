@@ -141,17 +141,6 @@ def test_load_refusals_are_one_line(tmp_path: Path, tiny_model_file: Path) -> No
         sts.load(tiny_model_file, precision="fp16")
 
 
-def test_readme_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The README's "Use from Python" block, executed as written from the repository root."""
-    monkeypatch.chdir(ROOT)
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Use from Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
-    labelled = namespace["labelled"]
-    assert labelled["lbl"].tolist() == [1, 0, 1] and labelled.index.tolist() == [0, 1, 2]
-
-
 def test_both_orders_override_for_cross_encoders(tiny_cross_model_file: Path, tiny_model_file: Path) -> None:
     both = sts.load(tiny_cross_model_file, both_orders=True)
     forward, backward = sts.load(tiny_cross_model_file, both_orders=False).score(S1, S2), sts.load(tiny_cross_model_file, both_orders=False).score(S2, S1)

@@ -18,7 +18,7 @@ weights, then per-channel int8 weights and calibrated int8 activations. The prec
 read back from the compiled model: OpenVINO runs f32 on CPUs without bf16 and is never claimed
 to run what it does not.
 What each costs in STS-B Spearman and gains in speed is measured by experiments/bench_throughput.py
-(README "Performance"); backend=auto (sts.core.precision.choose_backend) picks by the hardware.
+(docs/performance.md); backend=auto (sts.core.precision.choose_backend) picks by the hardware.
 
 The built graph is cached under $STS_CACHE (default ~/.cache/sts), keyed by the weights and
 settings, so a server's workers and repeated predict runs build it once. Each entry has a sidecar

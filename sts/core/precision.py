@@ -61,8 +61,8 @@ def resolve(precision: str, device: str) -> str:
 def training_precision() -> str:
     """Lightning's precision for trainer=default: bf16-mixed where the device Lightning picks
     (a GPU if there is one, else the CPU) multiplies bf16 natively, 32-true elsewhere. Measured
-    on an AMX CPU over 3 seeds of the default recipe before it became the default (README
-    "Performance"); logged once."""
+    on an AMX CPU over 3 seeds of the default recipe before it became the default
+    (docs/performance.md); logged once."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     reason = native_bf16(device)
     chosen = "bf16-mixed" if reason else "32-true"
@@ -83,7 +83,7 @@ def int8_dot_products() -> str | None:
 
 
 def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> tuple[str, str | None]:
-    """backend=auto -> (backend, quantize), by the hardware (README "Performance" has the figures):
+    """backend=auto -> (backend, quantize), by the hardware (docs/performance.md has the figures):
     - $STS_BACKEND when set (a deployment's, or the test suite's, fixed choice);
     - native bf16 (AMX, a bf16 GPU), any GPU, or an explicit precision: torch;
     - a CPU with int8 dot products (VNNI) but no AMX: OpenVINO's int8 graph for a bi-encoder (NNCF
@@ -103,7 +103,7 @@ def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> 
         return "torch", None
     if not int8_runtime():
         _say_once(("backend", "torch"), "backend=auto chose torch fp32: no native bf16 on this CPU; pip install 'sts[onnx,openvino]' for OpenVINO, "
-                  "faster on such CPUs (README \"Performance\")")
+                  "faster on such CPUs (docs/performance.md)")
         return "torch", None
     vnni = int8_dot_products()
     if vnni and not cross_encoder:

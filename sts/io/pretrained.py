@@ -91,7 +91,7 @@ def _config(name: str) -> Any:
 
     folder = Path(name)
     if folder.is_dir() and (folder / "sts_onnx.json").is_file() and not (folder / "config.json").is_file():
-        raise STSError(f"{folder}: an ONNX export, which holds a graph and no transformers weights; sts.load(folder) scores it (README, Export)")
+        raise STSError(f"{folder}: an ONNX export, which holds a graph and no transformers weights; sts.load(folder) scores it (docs/export.md)")
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise STSError(f"{folder}: a folder without config.json, so not a model folder (give a model.pt, a .ckpt, or a folder export.py wrote)")
     check_source(name)
