@@ -19,28 +19,8 @@ from sts.scale.ray_scoring import MARKER, Output, ScorePairs
 
 from conftest import refused
 
-pytestmark = pytest.mark.xdist_group("ray_cluster")
-
 TOLERANCE = 1e-6  # fp32 on both sides; predict.py's CSV holds 6 decimals
 ODD = ['she said "hi, there"', "tab\tinside", "two\nlines", "猫がマットの上に座っている。", "🐈‍⬛ sits 👍🏽", "ends with a backslash \\"]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """Two Ray nodes on this machine (2 logical CPUs each, so two actors leave room for reading
-    and writing tasks), joined by this test process as a driver."""
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, "object_store_memory": 100 * 2**20})
-    nodes.add_node(num_cpus=2, object_store_memory=100 * 2**20)
-    ray.init(address=nodes.address, log_to_driver=False, logging_level="WARNING")
-    nodes.wait_for_nodes()
-    try:
-        yield nodes
-    finally:
-        ray.shutdown()
-        nodes.shutdown()
 
 
 def predict_cfg(ckpt: Path, input: Path | str, **overrides: object) -> DictConfig:
@@ -50,8 +30,8 @@ def predict_cfg(ckpt: Path, input: Path | str, **overrides: object) -> DictConfi
     return OmegaConf.merge(cfg, {"ckpt": str(ckpt), "input": str(input), "progress": False, "precision": "fp32", "preview_rows": 0, **overrides})
 
 
-def ray_cfg(ckpt: Path, input: Path | str, output: Path, cluster, **ray: object) -> DictConfig:
-    settings = {"address": cluster.address, "concurrency": 2, "batch_size": 256} | ray
+def ray_cfg(ckpt: Path, input: Path | str, output: Path, nodes, **ray: object) -> DictConfig:
+    settings = {"address": nodes.address, "concurrency": 2, "batch_size": 256} | ray
     return predict_cfg(ckpt, input, engine="ray", output=str(output), columns=["line1", "line2"], ray=settings)
 
 
@@ -94,44 +74,58 @@ def same_as_predict(rows: list[dict], paths: list[Path], ckpt: Path, tmp: Path) 
             assert abs(got["score"] - float(want["score"])) <= TOLERANCE and got["lbl"] == int(want["lbl"]), (got, want)
 
 
-@pytest.fixture(scope="module")
-def scored(cluster, tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], str]:
-    """`sts predict engine=ray` once over a folder of three CSVs (2,100 rows): (folder, inputs, stdout)."""
-    import contextlib
-    import io
+def test_on_a_two_node_cluster(tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+    """Every job that needs the cluster, in one test, so one xdist worker starts it (xdist 3.8's
+    loadgroup does not group tests under pytest 9). Two Ray nodes on this machine, 2 logical CPUs
+    each (two actors leave room for reading and writing tasks), joined by this process."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
 
-    folder = tmp_path_factory.mktemp("ray")
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, "object_store_memory": 100 * 2**20})
+    nodes.add_node(num_cpus=2, object_store_memory=100 * 2**20)
+    ray.init(address=nodes.address, log_to_driver=False, logging_level="ERROR")
+    nodes.wait_for_nodes()
+    try:
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        command_labels_a_folder_like_predict(nodes, tiny_model_file, tmp_path / "folder", capsys)
+        python_recipe_on_parquet(tiny_model_file, tmp_path / "folder", tmp_path / "recipe")
+        for fault in ("empty sentence", "ragged row"):
+            bad_row_is_predicts_one_line(fault, nodes, tiny_model_file, tmp_path / fault.replace(" ", "-"), capsys)
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def command_labels_a_folder_like_predict(nodes, ckpt: Path, folder: Path, capsys) -> None:
+    """`sts predict engine=ray` over a folder of three CSVs (2,100 rows) gives predict.py's rows."""
+    folder.mkdir()
     paths = write_pairs(folder / "in")
-    said = io.StringIO()
-    with contextlib.redirect_stdout(said):
-        predict(ray_cfg(tiny_model_file, folder / "in", folder / "scored", cluster))
-    return folder, paths, said.getvalue()
-
-
-def test_two_nodes_label_a_folder_like_predict_row_for_row(scored, tiny_model_file: Path, tmp_path: Path) -> None:
-    folder, paths, said = scored
+    capsys.readouterr()
+    predict(ray_cfg(ckpt, folder / "in", folder / "scored", nodes))
+    said = capsys.readouterr().out
     assert said.splitlines()[-1].startswith(f"wrote 2100 rows from 3 file(s) to {folder / 'scored'} (lbl = score >= ")
     assert sorted(p.name for p in folder.iterdir()) == ["in", "scored"]  # no temporary sibling left
     marker = json.loads((folder / "scored" / MARKER).read_text())
     assert marker["rows"] == 2100 and marker["columns"] == ["line1", "line2"] and marker["format"] == "csv"
     rows = read_back(folder / "scored")
     assert list(rows[0]) == ["id", "line1", "line2", "note", "path", "score", "lbl"]
-    same_as_predict(rows, paths, tiny_model_file, tmp_path)
+    (folder / "local").mkdir()
+    same_as_predict(rows, paths, ckpt, folder / "local")
 
 
-def test_python_recipe_on_parquet(scored, tiny_model_file: Path, tmp_path: Path) -> None:
+def python_recipe_on_parquet(ckpt: Path, folder: Path, work: Path) -> None:
     """The README's recipe: Ray's Parquet reader and ScorePairs in map_batches give the rows the
-    command gave (which the test above holds to predict.py)."""
+    command gave (which the step above holds to predict.py)."""
     import pandas as pd
     import ray
 
-    folder, paths, _ = scored
-    for path in paths:
-        pd.read_csv(path, dtype=str, keep_default_na=False).to_parquet(tmp_path / f"{path.stem}.parquet")
-    files = sorted(glob.glob(str(tmp_path / "*.parquet")))
+    work.mkdir()
+    for path in sorted((folder / "in").glob("*.csv")):
+        pd.read_csv(path, dtype=str, keep_default_na=False).to_parquet(work / f"{path.stem}.parquet")
+    files = sorted(glob.glob(str(work / "*.parquet")))
     dataset = ray.data.read_parquet(files, include_paths=True).map_batches(
         ScorePairs,
-        fn_constructor_kwargs={"ckpt": str(tiny_model_file), "columns": ["line1", "line2"], "precision": "fp32"},
+        fn_constructor_kwargs={"ckpt": str(ckpt), "columns": ["line1", "line2"], "precision": "fp32"},
         batch_size=256,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=2),
@@ -147,18 +141,19 @@ def test_python_recipe_on_parquet(scored, tiny_model_file: Path, tmp_path: Path)
         assert abs(row["score"] - want["score"]) <= TOLERANCE
 
 
-@pytest.mark.parametrize("fault", ["empty sentence", "ragged row"])
-def test_a_bad_row_is_predicts_one_line_and_nothing_is_written(fault: str, cluster, tiny_model_file: Path, tmp_path: Path, capsys) -> None:
-    paths = write_pairs(tmp_path / "in", rows=400, bad=(1, 250) if fault == "empty sentence" else None)
+def bad_row_is_predicts_one_line(fault: str, nodes, ckpt: Path, folder: Path, capsys) -> None:
+    """An empty sentence (found by a worker) or a ragged row (by Ray's reader): predict.py's one
+    line for that file, exit 2, and nothing under the output name or beside it."""
+    folder.mkdir()
+    paths = write_pairs(folder / "in", rows=400, bad=(1, 250) if fault == "empty sentence" else None)
     if fault == "ragged row":
         with open(paths[2], "a", encoding="utf-8") as f:
             f.write("x,one,two,3,surplus\n")
     culprit = paths[1 if fault == "empty sentence" else 2]
-    expected = refused(capsys, predict, predict_cfg(tiny_model_file, culprit, output=str(tmp_path / "local.csv"), columns=["line1", "line2"]))
-    assert expected.startswith(f"error: {culprit}: row ")
-    output = tmp_path / "scored"
-    assert refused(capsys, predict, ray_cfg(tiny_model_file, tmp_path / "in", output, cluster, concurrency=1)) == expected
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no output, no temporary sibling
+    expected = refused(capsys, predict, predict_cfg(ckpt, culprit, output=str(folder / "local.csv"), columns=["line1", "line2"]))
+    assert expected.startswith(f"error: {culprit}: row "), expected
+    assert refused(capsys, predict, ray_cfg(ckpt, folder / "in", folder / "scored", nodes, concurrency=1)) == expected, fault
+    assert sorted(p.name for p in folder.iterdir()) == ["in"], fault  # no output, no temporary sibling
 
 
 def test_without_the_extra_one_line_says_what_to_install(tiny_model_file: Path, tmp_path: Path, monkeypatch, capsys) -> None:
