@@ -11,6 +11,11 @@ class InputError(STSError):
     def __init__(self, path: object, problem: str, row: int | None = None) -> None:
         where = f"{path}" if row is None else f"{path}: row {row}"
         super().__init__(f"{where}: {problem}")
+        self.path, self.problem, self.row = path, problem, row
+
+    def __reduce__(self) -> tuple:
+        """Rebuilt from its parts when it crosses processes (a Ray worker's error reaching the driver)."""
+        return (type(self), (self.path, self.problem, self.row))
 
 
 class Interrupted(STSError):

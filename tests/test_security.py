@@ -429,6 +429,7 @@ BAD_OPTIONS = [
     ("predict", "threshold=abc", "threshold"), ("predict", "batch_size=0", "batch_size"), ("predict", "batch_size=-1", "batch_size"),
     ("predict", "trainer.devices=0", "trainer.devices"), ("predict", "chunk_size=0", "chunk_size"), ("predict", "precision=fp8", "precision"),
     ("predict", "columns=[a]", "columns"), ("predict", "progress=maybe", "progress"), ("predict", "threshold=1.5", "threshold"),
+    ("predict", "engine=spark", "engine"), ("predict", "ray.concurrency=0", "ray.concurrency"), ("predict", "ray.output_format=xlsx", "ray.output_format"),
     ("train", "data.batch_size=0", "data.batch_size"), ("train", "data.score_range=[0,0]", "data.score_range"), ("train", "trainer.devices=0", "trainer.devices"),
     ("train", "model.encoder_lr=-1", "model.encoder_lr"), ("train", "trainer.max_epochs=abc", "trainer.max_epochs"), ("train", "data.val_fraction=1", "data.val_fraction"),
     ("train", "encoder.max_length=0", "encoder.max_length"), ("train", "seed=-3", "seed"), ("train", "soup.grid_step=0", "soup.grid_step"),

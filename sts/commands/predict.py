@@ -18,8 +18,8 @@ import hydra
 from sts.api import OUTPUT_COLUMNS, Model, load
 from sts.commands.cli import entry, run
 from sts.config import options, scoring_settings
-from sts.core.scorer import chunks, progress
-from sts.data.readers import check_sentence
+from sts.core.scorer import chunks, progress, progress_shown
+from sts.data import readers
 from sts.data.tables import Table, TableWriter, atomic_output, check_output, count_lines, listed
 from sts.data.terminal import format_table
 from sts.errors import InputError, STSError
@@ -27,28 +27,10 @@ from sts.io import bundled
 
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, (int, float)):
-        return True
-    try:
-        float(value)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
 def sentence_columns(table: Table, columns: list[str] | None) -> tuple[str, str]:
     """The configured two columns, or the table's two text (non-numeric) columns."""
-    if columns:
-        if len(columns) != 2:
-            raise InputError(table.path, f"columns= needs exactly two names, got {list(columns)}")
-        table.require(*columns)
-        return columns[0], columns[1]
-    sample = [record for _, record in zip(range(200), (r for _, r in table.rows()))]
-    text = [c for c in table.columns if not all(_is_number(r[c]) for r in sample)]
-    if len(text) != 2:
-        raise InputError(table.path, f"cannot tell which two columns hold the sentences (text columns: {listed(text)}; columns found: {listed(table.columns)}); set columns=[first,second]")
-    return text[0], text[1]
+    sample = [record for _, record in zip(range(200), (r for _, r in table.rows()))] if not columns else []
+    return readers.sentence_columns(table.path, table.columns, sample, columns)
 
 
 def default_output(path: Path) -> Path:
@@ -58,9 +40,9 @@ def default_output(path: Path) -> Path:
 def _sentences(table: Table, first: str, second: str) -> tuple[list[str], list[str]]:
     """All sentence pairs of the table, validated (the multi-process path scores them at once)."""
     texts1, texts2 = [], []
-    for row, record in table.rows():
-        texts1.append(check_sentence(table.path, row, record[first], first))
-        texts2.append(check_sentence(table.path, row, record[second], second))
+    for _, _, text1, text2 in readers.checked_pairs(table, first, second):
+        texts1.append(text1)
+        texts2.append(text2)
     return texts1, texts2
 
 
@@ -87,9 +69,42 @@ def zero_shot_notice() -> str:
     )
 
 
+def _threshold(cfg: DictConfig, own: float) -> float:
+    """lbl = score >= this: threshold= or the model's own (chosen on dev)."""
+    threshold = own if cfg.threshold is None else float(cfg.threshold)
+    if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
+        raise STSError(f"threshold={threshold}: must be between 0 and 1")
+    return threshold
+
+
+def _predict_on_ray(cfg: DictConfig) -> Path:
+    """engine=ray: the same labels, from actors on a Ray cluster, into the folder `output`."""
+    from sts.api import describe
+    from sts.scale.ray_scoring import RaySettings, import_ray, score_files
+
+    import_ray()  # without the extra: one line, before a model is read
+    if not cfg.output:
+        raise STSError("engine=ray writes a folder of files: set output=FOLDER (a path, or a URI such as s3://bucket/scored)")
+    if cfg.trainer.devices not in (1, "1"):
+        raise STSError("engine=ray scales with ray.concurrency (actors), not trainer.devices: leave trainer.devices=1")
+    ckpt = str(Path(cfg.ckpt).absolute()) if cfg.ckpt and Path(cfg.ckpt).exists() else cfg.ckpt  # read by workers in other folders
+    threshold = _threshold(cfg, describe(ckpt, both_orders=cfg.get("both_orders")).threshold)
+    if cfg.ckpt is None:
+        print(zero_shot_notice())
+    ray = OmegaConf.to_container(cfg.ray, resolve=True)
+    settings = scoring_settings(cfg) | ({"device": "cuda"} if ray["num_gpus"] else {})
+    rows, files = score_files(cfg.input, cfg.output, fmt=cfg.get("format"), columns=list(cfg.columns) if cfg.columns else None, threshold=threshold,
+                              ckpt=ckpt, both_orders=cfg.get("both_orders"), settings=settings, overwrite=cfg.overwrite, ray_settings=RaySettings(**ray),
+                              progress=progress_shown(cfg.progress))
+    print(f"wrote {rows} rows from {len(files)} file(s) to {cfg.output} (lbl = score >= {threshold:.3f})")
+    return Path(cfg.output)
+
+
 def predict(cfg: DictConfig) -> Path:
     """Write every input row, unchanged and in order, plus `score` (0-1) and `lbl` (0/1)."""
     options.check(cfg, options.PREDICT)
+    if cfg.get("engine") == "ray":
+        return _predict_on_ray(cfg)
     input_path = Path(cfg.input)
     table = Table(input_path, cfg.get("format"))
     first, second = sentence_columns(table, list(cfg.columns) if cfg.columns else None)
@@ -101,9 +116,7 @@ def predict(cfg: DictConfig) -> Path:
     model = load(cfg.ckpt, **scoring_settings(cfg), both_orders=cfg.get("both_orders"))
     if cfg.ckpt is None:
         print(zero_shot_notice())
-    threshold = model.threshold if cfg.threshold is None else float(cfg.threshold)
-    if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
-        raise STSError(f"threshold={threshold}: must be between 0 and 1")
+    threshold = _threshold(cfg, model.threshold)
     precomputed = None  # several processes score everything first; one process streams chunk by chunk
     if cfg.trainer.devices not in (1, "1"):
         precomputed = _score_in_processes(cfg, model, table, first, second, output)
@@ -113,11 +126,10 @@ def predict(cfg: DictConfig) -> Path:
     written = 0
     with atomic_output(output, cfg.overwrite) as handle, progress(max(count_lines(str(table.source)) - 1, 1), cfg.progress) as bar:
         writer = TableWriter(handle, [*table.columns, *OUTPUT_COLUMNS], output_format)
-        for chunk in chunks(table.rows(), cfg.chunk_size):
-            texts1 = [check_sentence(table.path, row, record[first], first) for row, record in chunk]
-            texts2 = [check_sentence(table.path, row, record[second], second) for row, record in chunk]
+        for chunk in chunks(readers.checked_pairs(table, first, second), cfg.chunk_size):
+            texts1, texts2 = [text1 for _, _, text1, _ in chunk], [text2 for _, _, _, text2 in chunk]
             scores = model.score(texts1, texts2) if precomputed is None else precomputed[written : written + len(texts1)]
-            rows = [record | {"score": f"{s:.6f}", "lbl": int(s >= threshold)} for (_, record), s in zip(chunk, scores)]
+            rows = [record | {"score": f"{s:.6f}", "lbl": int(s >= threshold)} for (_, record, _, _), s in zip(chunk, scores)]
             writer.write(rows)
             preview.extend(rows[: max(cfg.preview_rows - len(preview), 0)])
             written += len(rows)

@@ -20,6 +20,8 @@ from sts.core.pooling import POOLING_MODES
 from sts.core.backends import BACKENDS, QUANTIZATIONS
 from sts.core.precision import PRECISIONS
 
+OUTPUT_FORMATS = ("parquet", "csv", "jsonl")  # engine=ray's writers
+
 _ABSENT = object()
 LIGHTNING_PRECISIONS = ("64-true", "64", 64, "32-true", "32", 32, "16-mixed", "16", 16, "bf16-mixed", "bf16", "16-true", "bf16-true", "transformer-engine")
 
@@ -196,7 +198,7 @@ PREDICT: dict[str, Rule] = {
     "ckpt": optional(text()),
     "input": text(),
     "output": optional(text()),
-    "format": optional(choice("csv", "tsv", "jsonl")),
+    "format": optional(choice("csv", "tsv", "jsonl", "parquet")),
     "columns": optional(sentence_columns()),
     "threshold": UNIT,
     "both_orders": optional(boolean()),
@@ -204,6 +206,13 @@ PREDICT: dict[str, Rule] = {
     "preview_rows": integer(0, 10**4),
     "trainer.devices": integer(1, 4096),
     "trainer.num_nodes": integer(1, 4096),
+    "engine": choice("local", "ray"),
+    "ray.address": optional(text()),
+    "ray.concurrency": optional(integer(1, 10**5)),
+    "ray.num_cpus": number(0, 4096),
+    "ray.num_gpus": number(0, 1024),
+    "ray.batch_size": integer(1, 10**7),
+    "ray.output_format": choice(*OUTPUT_FORMATS),
 }
 
 EVALUATE: dict[str, Rule] = {

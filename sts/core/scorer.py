@@ -100,8 +100,12 @@ def plan(precision: str, device: str, backend: str, quantize: str | None, cross_
 
 def progress(total: int | None, enabled: str | bool = "auto", unit: str = "pairs", desc: str | None = None) -> tqdm:
     """A bar with rate and ETA on a terminal; silent when stderr is not one (logs, pipes, CI)."""
-    show = sys.stderr.isatty() if enabled == "auto" else bool(enabled)
-    return tqdm(total=total, unit=unit, desc=desc, disable=not show, dynamic_ncols=True)
+    return tqdm(total=total, unit=unit, desc=desc, disable=not progress_shown(enabled), dynamic_ncols=True)
+
+
+def progress_shown(enabled: str | bool = "auto") -> bool:
+    """Whether progress is shown: `auto` on a terminal only."""
+    return sys.stderr.isatty() if enabled == "auto" else bool(enabled)
 
 
 def chunks(items: Iterator, size: int) -> Iterator[list]:

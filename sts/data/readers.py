@@ -9,10 +9,11 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from sts.data.tables import SUFFIX_FORMATS, Table, check_text_file, check_utf8, open_text
+from sts.data.tables import SUFFIX_FORMATS, Table, check_text_file, check_utf8, listed, open_text, require_columns
 from sts.errors import InputError
 
 
@@ -49,7 +50,7 @@ class Pairs:
         )
 
 
-def check_sentence(path: Path, row: int, value: object, column: str) -> str:
+def check_sentence(path: str | Path, row: int | None, value: object, column: str) -> str:
     """A sentence must be non-empty text; NaN/null and blanks are errors, not silently skipped."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise InputError(path, f"{column} is missing (null/NaN)", row)
@@ -61,6 +62,37 @@ def check_sentence(path: Path, row: int, value: object, column: str) -> str:
         raise InputError(path, f"{column} is missing ({value.strip()!r})", row)
     check_utf8(path, row, value, column)
     return value
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def sentence_columns(path: str | Path, found: Sequence[str], sample: Sequence[Mapping[str, Any]], columns: Sequence[str] | None) -> tuple[str, str]:
+    """The configured two columns, or the two text (non-numeric) columns of a `sample` of rows:
+    predict.py's rule, whichever engine reads the table."""
+    if columns:
+        if len(columns) != 2:
+            raise InputError(path, f"columns= needs exactly two names, got {list(columns)}")
+        require_columns(path, found, columns)
+        return columns[0], columns[1]
+    text = [c for c in found if not all(_is_number(r[c]) for r in sample)]
+    if len(text) != 2:
+        raise InputError(path, f"cannot tell which two columns hold the sentences (text columns: {listed(text)}; columns found: {listed(list(found))}); set columns=[first,second]")
+    return text[0], text[1]
+
+
+def checked_pairs(table: Table, first: str, second: str) -> Iterator[tuple[int, dict[str, Any], str, str]]:
+    """(row, record, sentence1, sentence2) of every row, each sentence checked: predict.py's
+    reading of a table, so every engine names the same first bad row."""
+    for row, record in table.rows():
+        yield row, record, check_sentence(table.path, row, record[first], first), check_sentence(table.path, row, record[second], second)
 
 
 def parse_score(path: Path, row: int, value: object, score_range: Sequence[float], column: str = "score") -> float:

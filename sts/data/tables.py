@@ -45,6 +45,13 @@ def listed(names: list[str], limit: int = 20) -> str:
     return f"[{shown}{f', ... ({len(names)} in all)' if len(names) > limit else ''}]"
 
 
+def require_columns(path: str | Path, found: Sequence[str], names: Sequence[str]) -> None:
+    """Fail listing the columns found when a needed column is missing (any reader's table)."""
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise InputError(path, f"missing column(s) {listed(missing)}; columns found: {listed(list(found))}")
+
+
 _spool: tempfile.TemporaryDirectory | None = None
 
 
@@ -164,9 +171,7 @@ class Table:
 
     def require(self, *names: str) -> None:
         """Fail listing the columns found when a needed column is missing."""
-        missing = [n for n in names if n not in self.columns]
-        if missing:
-            raise InputError(self.path, f"missing column(s) {listed(missing)}; columns found: {listed(self.columns)}")
+        require_columns(self.path, self.columns, names)
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """(row number, record) for every data row; raises on ragged rows and bad bytes."""
