@@ -96,6 +96,13 @@ def score(server: Server, pairs: list[list[str]], **extra) -> list[dict]:
     return response.json()["results"]
 
 
+def test_this_module_runs_in_one_test_process(request: pytest.FixtureRequest) -> None:
+    """xdist's loadgroup keeps the module (and its server fixture) in one test process: it tags the
+    test's id with the group, which pytest 9.2 ignored (the test extra pins pytest below it)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and request.config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith("@server")
+
+
 def test_score_equals_the_python_api_in_request_order(bi_server: Server, tiny_model_file: Path) -> None:
     model = sts.load(tiny_model_file, precision="fp32")
     results = score(bi_server, [list(p) for p in zip(S1, S2)])
