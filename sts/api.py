@@ -9,7 +9,8 @@ is the same number whichever way it is asked for.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ def _is_frame(value: Any) -> bool:
     return type(value).__name__ == "DataFrame" and type(value).__module__.split(".")[0] == "pandas"
 
 
-def _texts(name: str, values: Any) -> list[str]:
-    """A list of non-empty strings from a str, list, tuple, numpy array or pandas Series."""
+def _texts(name: str, values: Any, start: int = 0) -> list[str]:
+    """A list of non-empty strings from a str, list, tuple, numpy array or pandas Series (`start`:
+    the first one's position in the whole input, for messages)."""
     if isinstance(values, str):
         values = [values]
     elif isinstance(values, np.ndarray):
@@ -45,7 +47,7 @@ def _texts(name: str, values: Any) -> list[str]:
         values = values.tolist()
     if not isinstance(values, (list, tuple)):
         raise STSError(f"{name}: expected a list of sentences (list, tuple, numpy array or pandas Series), got {type(values).__name__}")
-    for k, value in enumerate(values):
+    for k, value in enumerate(values, start):
         if not isinstance(value, str):
             raise STSError(f"{name}[{k}]: is not text: {value!r:.60}")
         if not value.strip():
@@ -158,21 +160,41 @@ class Model:
         texts = _texts("sentences", sentences)
         if not texts:
             return np.empty((0, module.encoder.config.hidden_size), np.float32)
-        return self._in_chunks(lambda a, b: self.scorer.embed(texts[a:b]), len(texts), progress, chunk_size, "sentences", "embedding")
+        return np.concatenate(list(self.embed_stream(texts, progress=progress, chunk_size=chunk_size)))
+
+    def embed_stream(self, sentences: Iterable[str], *, progress: str | bool = False, chunk_size: int = CHUNK) -> Iterator[np.ndarray]:
+        """`embed`, a chunk at a time: yields chunk_size x hidden arrays (the last shorter) as it
+        reads `sentences`, which may be any iterable, a generator over a file included; for corpora
+        whose embeddings do not fit in memory (write each chunk, e.g. to a .npy as embed.py does).
+        The chunks, concatenated, are `embed(sentences)`."""
+        self._bi_encoder("embed")
+        if chunk_size < 1:
+            raise STSError(f"chunk_size={chunk_size}: must be at least 1")
+        if not isinstance(sentences, Iterable):
+            raise STSError(f"sentences: expected an iterable of sentences, got {type(sentences).__name__}")
+        total = 1 if isinstance(sentences, str) else len(sentences) if isinstance(sentences, Sized) else None
+        source = iter([sentences] if isinstance(sentences, str) else sentences)
+        texts = (_texts("sentences", list(itertools.islice(source, chunk_size)), start) for start in itertools.count(0, chunk_size))
+        return self._stream(itertools.takewhile(bool, texts), self.scorer.embed, total, progress, "sentences", "embedding")
 
     @staticmethod
-    def _in_chunks(run: Callable[[int, int], np.ndarray], total: int, show: str | bool = False, chunk_size: int = CHUNK, unit: str = "pairs",
-                   desc: str = "scoring") -> np.ndarray:
-        """run(start, stop) over consecutive chunks, concatenated, with a progress bar: the one
+    def _stream(parts: Iterable[Any], run: Callable[[Any], np.ndarray], total: int | None, show: str | bool, unit: str, desc: str) -> Iterator[np.ndarray]:
+        """run(part) for each part, yielded as it is done, with a progress bar: the one
         chunk-and-progress loop behind score, label, embed and mine (and so evaluate and embed.py)."""
+        with progress_bar(total, show, unit=unit, desc=desc) as bar:
+            for part in parts:
+                result = run(part)
+                yield result
+                bar.update(len(result))
+
+    @classmethod
+    def _in_chunks(cls, run: Callable[[int, int], np.ndarray], total: int, show: str | bool = False, chunk_size: int = CHUNK, unit: str = "pairs",
+                   desc: str = "scoring") -> np.ndarray:
+        """run(start, stop) over consecutive chunks of `total` items, concatenated."""
         if total == 0:
             return np.empty(0, np.float32)
-        parts = []
-        with progress_bar(total, show, unit=unit, desc=desc) as bar:
-            for start in range(0, total, chunk_size):
-                parts.append(run(start, min(start + chunk_size, total)))
-                bar.update(len(parts[-1]))
-        return np.concatenate(parts)
+        ranges = ((start, min(start + chunk_size, total)) for start in range(0, total, chunk_size))
+        return np.concatenate(list(cls._stream(ranges, lambda r: run(*r), total, show, unit, desc)))
 
     def mine(
         self,
