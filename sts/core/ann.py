@@ -112,6 +112,7 @@ def build(source: Embeddings, settings: ANN):
     else:
         nlist = lists(n, settings.nlist)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)  # faiss's wrapper keeps the quantizer alive
+        index.cp.min_points_per_centroid = 1  # a small corpus's few points per list are fine; no warning printed on stdout
         stride = max(1, n // (64 * nlist))  # an evenly spread sample of about 64 vectors per list
         sample = np.concatenate([_unit(c[::stride], faiss) for c in source.chunks(CHUNK * stride)])
         index.train(sample)
