@@ -2,7 +2,7 @@
 exact vs ANN (FAISS) mining on large corpora.
 
     python experiments/bench_mine.py [--n 10000] [--top-k 10] [--repeats 3] [--rss 100000]
-    python experiments/bench_mine.py --ann 100000 [--top-k 10] [--repeats 3] [--cache DIR] [--sample 2000] [--no-exact]
+    python experiments/bench_mine.py --ann 100000 [--top-k 10] [--repeats 3] [--cache DIR] [--embeddings FILE] [--sample 2000] [--no-exact]
 
 Same model (the bundled all-MiniLM-L6-v2), corpus and threads; each side with its own defaults
 (ours: batch 64, 128 tokens; sentence-transformers: batch 32, the model's 256 tokens). The corpus
@@ -13,7 +13,7 @@ to end (embedding + search); medians are reported, and the overlap of the two pa
 runs `mine.py top_k=10` on N sentences in a child process and reports its peak RSS.
 
 --ann N: embeds N sentences once with `embed.py` (timed: the embedding time, reported apart;
-cached in --cache), then runs `mine.py embeddings=... top_k=K` with index=exact, index=faiss (HNSW
+cached in --cache; --embeddings FILE takes them made elsewhere, untimed), then runs `mine.py embeddings=... top_k=K` with index=exact, index=faiss (HNSW
 at the shipped defaults) and index=faiss ann.structure=ivf, each --repeats times in a fresh child
 process: wall time (model load and reading the corpus included, embedding not), peak RSS of that
 process, and recall of the ANN pairs against exact's (pair-level: the share of exact's pairs the
@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sts.core import provenance  # noqa: E402
+from sts.data.embeddings import EmbeddingsFile  # noqa: E402
 from sts.data.terminal import format_table  # noqa: E402
 
 
@@ -115,8 +116,6 @@ def sampled_exact(embeddings_path: Path, sentences: list[str], top_k: int, sampl
     """Exact top_k partners of `sample` evenly spread sentences, by brute force over all rows."""
     import numpy as np
 
-    from sts.data.embeddings import EmbeddingsFile
-
     stored = EmbeddingsFile(embeddings_path, rows=len(sentences))
     rows = np.linspace(0, len(sentences) - 1, sample).astype(int)
     queries = np.concatenate([stored.read(r, r + 1) for r in rows])
@@ -150,13 +149,19 @@ def ann_bench(args: argparse.Namespace) -> None:
              f"corpus: {args.ann:,} distinct sentences ({min(args.ann, 26724):,} bundled, the rest spliced); top_k={args.top_k}"]
     for line in lines:
         print(line, flush=True)
-    if not emb_record.exists():
+    if args.embeddings:  # made elsewhere (another host, a GPU): mining is timed, embedding is not
+        stored = EmbeddingsFile(args.embeddings, rows=len(sentences))
+        emb = Path(args.embeddings)
+        print(f"embeddings: {emb} ({len(stored):,} x {stored.width}, given; embedding not timed here)", flush=True)
+        embedding = None
+    elif not emb_record.exists():
         load = os.getloadavg()[0]
         seconds, rss = child([*run, str(ROOT / "embed.py"), f"input={text}", f"out={emb}", "overwrite=true", "progress=false"])
         emb_record.write_text(json.dumps({"seconds": seconds, "rss_mib": rss, "load_before": load, "load_after": os.getloadavg()[0]}))
-    embedding = json.loads(emb_record.read_text())
-    print(f"embedding (embed.py, once): {embedding['seconds']:.0f} s, peak RSS {embedding['rss_mib']:.0f} MiB, "
-          f"load average {embedding['load_before']:.2f} before / {embedding['load_after']:.2f} after", flush=True)
+    if not args.embeddings:
+        embedding = json.loads(emb_record.read_text())
+        print(f"embedding (embed.py, once): {embedding['seconds']:.0f} s, peak RSS {embedding['rss_mib']:.0f} MiB, "
+              f"load average {embedding['load_before']:.2f} before / {embedding['load_after']:.2f} after", flush=True)
     sides = ([("exact", ["index=exact"])] if not args.no_exact else []) + [("faiss HNSW", ["index=faiss"]), ("faiss IVF", ["index=faiss", "ann.structure=ivf"])]
     results: dict[str, dict] = {}
     for name, extra in sides:
@@ -196,6 +201,7 @@ def main() -> None:
     parser.add_argument("--cache", help="--ann: folder for the corpus, its embeddings and the pairs (kept between runs)")
     parser.add_argument("--sample", type=int, default=2000, help="--ann with --no-exact: query sentences recall is measured on")
     parser.add_argument("--no-exact", action="store_true", help="--ann: skip exact mining (hours at 1M); recall on --sample queries")
+    parser.add_argument("--embeddings", help="--ann: the corpus's embeddings (.npy, same model, corpus order) made elsewhere; not re-embedded")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.ann:
