@@ -47,7 +47,7 @@ class ANN:
     ef_construction: int = 80
     ef_search: int = 64
     nlist: int | None = None
-    nprobe: int = 64
+    nprobe: int = 128
 
     def describe(self, n: int) -> str:
         if self.structure == "hnsw":

@@ -45,8 +45,9 @@ def test_shipped_defaults_are_the_code_defaults() -> None:
 @pytest.mark.xdist_group("ann_recall")  # one process embeds the sentences once for both
 @pytest.mark.parametrize("structure", ["hnsw", "ivf"])
 def test_recall_against_exact_at_the_defaults(structure: str, sentence_embeddings: np.ndarray) -> None:
-    """Every pair ANN mining finds is a pair exact mining finds (same cosine), and at least 99% of
-    exact's pairs are found, for top_k and for a threshold."""
+    """At least 99% of exact's pairs are found, for top_k and for a threshold, with the cosine
+    exact search gives. (At this size IVF's default nprobe=128 searches most of its 69 lists; the
+    recall of both at 26,724 sentences is in experiments/bench/mine-ann-27k.txt.)"""
     settings = replace(shipped(), structure=structure)
     assert len(sentence_embeddings) > 2500
     for top_k, min_score in [(10, None), (None, 0.6)]:
