@@ -16,7 +16,7 @@ from sts.errors import STSError
 
 from conftest import ROOT
 
-pytest.importorskip("faiss")
+needs_faiss = pytest.mark.skipif(not ann.available(), reason="FAISS is not installed (pip install 'sts[ann]')")
 
 
 def shipped() -> ANN:
@@ -42,6 +42,7 @@ def test_shipped_defaults_are_the_code_defaults() -> None:
     assert shipped() == ANN()
 
 
+@needs_faiss
 @pytest.mark.xdist_group("ann_recall")  # one process embeds the sentences once for both
 @pytest.mark.parametrize("structure", ["hnsw", "ivf"])
 def test_recall_against_exact_at_the_defaults(structure: str, sentence_embeddings: np.ndarray) -> None:
@@ -64,6 +65,7 @@ def test_recall_against_exact_at_the_defaults(structure: str, sentence_embedding
             assert got <= expected  # a threshold admits nothing below it
 
 
+@needs_faiss
 def test_threshold_mining_goes_past_the_first_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
     """A row with more partners above the threshold than first asked for (RANGE_K) gets them all:
     the search is repeated with a larger k, split so no call holds more than RESULTS results."""
@@ -77,6 +79,7 @@ def test_threshold_mining_goes_past_the_first_neighbours(monkeypatch: pytest.Mon
     assert pair_set(similar_pairs(embeddings, None, 0.9, ann=ANN())) == exact
 
 
+@needs_faiss
 def test_max_pairs_bounds_ann_mining_too() -> None:
     rng = np.random.default_rng(1)
     embeddings = rng.standard_normal((300, 16)).astype(np.float32)
@@ -87,6 +90,7 @@ def test_max_pairs_bounds_ann_mining_too() -> None:
 
 def test_auto_chooses_by_corpus_size_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ANN(auto_from=1000)
+    monkeypatch.setattr(ann, "available", lambda: True)
     assert choose("auto", 999, settings) == ("exact", "index=auto: exact for 999 distinct sentences (faiss from ann.auto_from=1,000)")
     how, why = choose("auto", 1000, settings)
     assert how == "faiss" and why.startswith("index=auto: faiss HNSW (m=32,") and "for 1,000 distinct sentences" in why
