@@ -1,25 +1,40 @@
-"""Paraphrase mining: ours (`Model.mine`) vs sentence-transformers' `util.paraphrase_mining`.
+"""Paraphrase mining: ours (`Model.mine`) vs sentence-transformers' `util.paraphrase_mining`, and
+exact vs ANN (FAISS) mining on large corpora.
 
     python experiments/bench_mine.py [--n 10000] [--top-k 10] [--repeats 3] [--rss 100000]
+    python experiments/bench_mine.py --ann 100000 [--top-k 10] [--repeats 3] [--cache DIR] [--embeddings FILE] [--sample 2000] [--no-exact]
 
 Same model (the bundled all-MiniLM-L6-v2), corpus and threads; each side with its own defaults
 (ours: batch 64, 128 tokens; sentence-transformers: batch 32, the model's 256 tokens). The corpus
-is the distinct sentences of STS-B, SICK and MSRP (bundled), first --n of them. Each side runs
-once to warm up and --repeats timed times, end to end (embedding + search); medians are reported,
-and the overlap of the two pair sets. --rss N runs `mine.py top_k=10` on N sentences in a child
-process and reports its peak RSS (sentences beyond the bundled ones are numbered variants of
-them). The last line is one JSON object with every figure and the host.
+is the distinct sentences of STS-B, SICK and MSRP (bundled, 26,724), first --n of them, then
+spliced ones (the first half of one bundled sentence's words and the second half of another's,
+pairs drawn by a seeded generator). Each side runs once to warm up and --repeats timed times, end
+to end (embedding + search); medians are reported, and the overlap of the two pair sets. --rss N
+runs `mine.py top_k=10` on N sentences in a child process and reports its peak RSS.
+
+--ann N: embeds N sentences once with `embed.py` (timed: the embedding time, reported apart;
+cached in --cache; --embeddings FILE takes them made elsewhere, untimed), then runs `mine.py embeddings=... top_k=K` with index=exact, index=faiss (HNSW
+at the shipped defaults) and index=faiss ann.structure=ivf, each --repeats times in a fresh child
+process: wall time (model load and reading the corpus included, embedding not), peak RSS of that
+process, and recall of the ANN pairs against exact's (pair-level: the share of exact's pairs the
+ANN run also wrote). With --no-exact (for 1M, where exact would take hours) recall is measured on
+--sample query sentences: their exact top-K partners by brute force over all embeddings, against
+the ANN run's pairs. The load average before and after each run is printed: timings taken while
+other processes ran are not comparable. The last line is one JSON object with every figure.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -28,11 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sts.core import provenance  # noqa: E402
+from sts.data.embeddings import EmbeddingsFile  # noqa: E402
 from sts.data.terminal import format_table  # noqa: E402
 
 
 def corpus(n: int) -> list[str]:
-    """n distinct sentences: the bundled data sets' own, then numbered variants of them."""
+    """n distinct sentences: the bundled data sets' own, then splices of two of them."""
     from sts.data.readers import read_pairs
     from sts.resources import resource as res
 
@@ -43,11 +59,12 @@ def corpus(n: int) -> list[str]:
         pairs = read_pairs(res(path), fmt, [0, 5] if fmt == "stsb" else [1, 5] if fmt == "sick" else None)
         sentences.extend(pairs.sentence1 + pairs.sentence2)
     base = list(dict.fromkeys(s.strip() for s in sentences if s.strip()))
-    out, k = base[:n], 1
+    out = dict.fromkeys(base[:n])
+    rng = random.Random(0)
     while len(out) < n:
-        out.extend(f"{s} ({k})" for s in base[: n - len(out)])
-        k += 1
-    return out
+        first, second = rng.choice(base).split(), rng.choice(base).split()
+        out.setdefault(" ".join(first[: (len(first) + 1) // 2] + second[len(second) // 2 :]))
+    return list(out)
 
 
 def timed(fn, repeats: int) -> tuple[list[float], object]:
@@ -74,6 +91,105 @@ def peak_rss_of_mine(n: int, top_k: int) -> float:
     return rss
 
 
+def child(cmd: list[str]) -> tuple[float, float]:
+    """Run cmd to completion: (wall seconds, that process's own peak RSS in MiB), failing loudly."""
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            log.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{log.read()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def pairs_of(path: Path) -> set[frozenset[str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return {frozenset((row["sentence1"], row["sentence2"])) for row in csv.DictReader(f)}
+
+
+def sampled_exact(embeddings_path: Path, sentences: list[str], top_k: int, sample: int) -> set[frozenset[str]]:
+    """Exact top_k partners of `sample` evenly spread sentences, by brute force over all rows."""
+    import numpy as np
+
+    stored = EmbeddingsFile(embeddings_path, rows=len(sentences))
+    rows = np.linspace(0, len(sentences) - 1, sample).astype(int)
+    queries = np.concatenate([stored.read(r, r + 1) for r in rows])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    best_s = np.full((sample, top_k), -np.inf, np.float32)
+    best_j = np.zeros((sample, top_k), np.int64)
+    start = 0
+    for chunk in stored.chunks(65536):
+        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+        sims = queries @ chunk.T
+        sims[rows[:, None] == np.arange(start, start + len(chunk))[None, :]] = -np.inf
+        s = np.concatenate([best_s, sims], axis=1)
+        j = np.concatenate([best_j, np.broadcast_to(np.arange(start, start + len(chunk)), sims.shape)], axis=1)
+        top = np.argpartition(-s, top_k - 1, axis=1)[:, :top_k]
+        best_s, best_j = np.take_along_axis(s, top, 1), np.take_along_axis(j, top, 1)
+        start += len(chunk)
+    return {frozenset((sentences[r], sentences[j])) for r, js in zip(rows, best_j) for j in js}
+
+
+def ann_bench(args: argparse.Namespace) -> None:
+    """exact vs FAISS mining of --ann sentences from precomputed embeddings (see the module doc)."""
+    cache = Path(args.cache or tempfile.mkdtemp(prefix="bench-mine-"))
+    cache.mkdir(parents=True, exist_ok=True)
+    sentences = corpus(args.ann)
+    text, emb, emb_record = cache / f"corpus-{args.ann}.txt", cache / f"corpus-{args.ann}.npy", cache / f"corpus-{args.ann}.embed.json"
+    if not text.exists():
+        text.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    run = [sys.executable]
+    lines = ["python experiments/bench_mine.py " + " ".join(sys.argv[1:]), f"hardware: {provenance.hardware()}",
+             f"versions: {provenance.versions()}, faiss-cpu {version('faiss-cpu')}; git {provenance.git_commit()}",
+             f"corpus: {args.ann:,} distinct sentences ({min(args.ann, 26724):,} bundled, the rest spliced); top_k={args.top_k}"]
+    for line in lines:
+        print(line, flush=True)
+    if args.embeddings:  # made elsewhere (another host, a GPU): mining is timed, embedding is not
+        stored = EmbeddingsFile(args.embeddings, rows=len(sentences))
+        emb = Path(args.embeddings)
+        print(f"embeddings: {emb} ({len(stored):,} x {stored.width}, given; embedding not timed here)", flush=True)
+        embedding = None
+    elif not emb_record.exists():
+        load = os.getloadavg()[0]
+        seconds, rss = child([*run, str(ROOT / "embed.py"), f"input={text}", f"out={emb}", "overwrite=true", "progress=false"])
+        emb_record.write_text(json.dumps({"seconds": seconds, "rss_mib": rss, "load_before": load, "load_after": os.getloadavg()[0]}))
+    if not args.embeddings:
+        embedding = json.loads(emb_record.read_text())
+        print(f"embedding (embed.py, once): {embedding['seconds']:.0f} s, peak RSS {embedding['rss_mib']:.0f} MiB, "
+              f"load average {embedding['load_before']:.2f} before / {embedding['load_after']:.2f} after", flush=True)
+    sides = ([("exact", ["index=exact"])] if not args.no_exact else []) + [("faiss HNSW", ["index=faiss"]), ("faiss IVF", ["index=faiss", "ann.structure=ivf"])]
+    results: dict[str, dict] = {}
+    for name, extra in sides:
+        out = cache / f"pairs-{args.ann}-{name.replace(' ', '-')}.csv"
+        cmd = [*run, str(ROOT / "mine.py"), f"input={text}", f"embeddings={emb}", f"top_k={args.top_k}", f"output={out}", "overwrite=true",
+               "preview_rows=0", "progress=false", *extra]
+        times, rss, loads = [], [], []
+        for _ in range(args.repeats):
+            before = os.getloadavg()[0]
+            seconds, peak = child(cmd)
+            times.append(seconds)
+            rss.append(peak)
+            loads.append((before, os.getloadavg()[0]))
+            print(f"{name}: {seconds:.1f} s, peak RSS {peak:.0f} MiB (load average {before:.2f} before, {loads[-1][1]:.2f} after)", flush=True)
+        results[name] = {"runs_s": times, "median_s": statistics.median(times), "rss_mib": max(rss), "loads": loads, "pairs": pairs_of(out)}
+    if args.no_exact:
+        truth, how = sampled_exact(emb, sentences, args.top_k, args.sample), f"recall on the exact top-{args.top_k} partners of {args.sample} sampled sentences"
+    else:
+        truth, how = results["exact"]["pairs"], f"recall: share of exact's {len(results['exact']['pairs']):,} pairs found"
+    rows = [["index", "median s", "runs (s)", "peak RSS MiB", "pairs", "recall"]]
+    for name, r in results.items():
+        r["recall"] = len(r["pairs"] & truth) / len(truth)
+        rows.append([name, f"{r['median_s']:.1f}", " ".join(f"{t:.1f}" for t in r["runs_s"]), f"{r['rss_mib']:.0f}", f"{len(r['pairs']):,}", f"{r['recall']:.4f}"])
+    print(format_table(rows, title=f"mine.py top_k={args.top_k} on {args.ann:,} sentences from embed.py's embeddings (embedding not included); {how}"))
+    print(json.dumps({"n": args.ann, "top_k": args.top_k, "embedding": embedding, "host": provenance.cpu() | {"threads": torch.get_num_threads()},
+                      "mining": {k: {f: v for f, v in r.items() if f != "pairs"} | {"pairs": len(r["pairs"])} for k, r in results.items()}}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
@@ -81,8 +197,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--rss", type=int, default=0, help="also measure mine.py's peak RSS on this many sentences")
+    parser.add_argument("--ann", type=int, default=0, help="instead: exact vs FAISS mining of this many sentences")
+    parser.add_argument("--cache", help="--ann: folder for the corpus, its embeddings and the pairs (kept between runs)")
+    parser.add_argument("--sample", type=int, default=2000, help="--ann with --no-exact: query sentences recall is measured on")
+    parser.add_argument("--no-exact", action="store_true", help="--ann: skip exact mining (hours at 1M); recall on --sample queries")
+    parser.add_argument("--embeddings", help="--ann: the corpus's embeddings (.npy, same model, corpus order) made elsewhere; not re-embedded")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.ann:
+        return ann_bench(args)
 
     import sentence_transformers
     from sentence_transformers import SentenceTransformer, util

@@ -9,21 +9,25 @@ is the same number whichever way it is asked for.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from sts.errors import STSError
+from sts.core.ann import ANN, choose, faiss_module
 from sts.core.mining import MAX_PAIRS, MinedPair, similar_pairs
 from sts.core import BiEncoder, CrossEncoder, PairModel
 from sts.core.cross_encoder import set_both_orders
 from sts.core.inputs import PairInputs
 from sts.core.scorer import Scorer
 from sts.core.scorer import progress as progress_bar
+from sts.data.embeddings import Embeddings, EmbeddingsFile, InMemory, Selected, write_npy
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 OUTPUT_COLUMNS = ("score", "lbl")
@@ -35,8 +39,9 @@ def _is_frame(value: Any) -> bool:
     return type(value).__name__ == "DataFrame" and type(value).__module__.split(".")[0] == "pandas"
 
 
-def _texts(name: str, values: Any) -> list[str]:
-    """A list of non-empty strings from a str, list, tuple, numpy array or pandas Series."""
+def _texts(name: str, values: Any, start: int = 0) -> list[str]:
+    """A list of non-empty strings from a str, list, tuple, numpy array or pandas Series (`start`:
+    the first one's position in the whole input, for messages)."""
     if isinstance(values, str):
         values = [values]
     elif isinstance(values, np.ndarray):
@@ -45,7 +50,7 @@ def _texts(name: str, values: Any) -> list[str]:
         values = values.tolist()
     if not isinstance(values, (list, tuple)):
         raise STSError(f"{name}: expected a list of sentences (list, tuple, numpy array or pandas Series), got {type(values).__name__}")
-    for k, value in enumerate(values):
+    for k, value in enumerate(values, start):
         if not isinstance(value, str):
             raise STSError(f"{name}[{k}]: is not text: {value!r:.60}")
         if not value.strip():
@@ -159,21 +164,41 @@ class Model:
         texts = _texts("sentences", sentences)
         if not texts:
             return np.empty((0, module.encoder.config.hidden_size), np.float32)
-        return self._in_chunks(lambda a, b: self.scorer.embed(texts[a:b]), len(texts), progress, chunk_size, "sentences", "embedding")
+        return np.concatenate(list(self.embed_stream(texts, progress=progress, chunk_size=chunk_size)))
+
+    def embed_stream(self, sentences: Iterable[str], *, progress: str | bool = False, chunk_size: int = CHUNK) -> Iterator[np.ndarray]:
+        """`embed`, a chunk at a time: yields chunk_size x hidden arrays (the last shorter) as it
+        reads `sentences`, which may be any iterable, a generator over a file included; for corpora
+        whose embeddings do not fit in memory (write each chunk, e.g. to a .npy as embed.py does).
+        The chunks, concatenated, are `embed(sentences)`."""
+        self._bi_encoder("embed")
+        if chunk_size < 1:
+            raise STSError(f"chunk_size={chunk_size}: must be at least 1")
+        if not isinstance(sentences, Iterable):
+            raise STSError(f"sentences: expected an iterable of sentences, got {type(sentences).__name__}")
+        total = 1 if isinstance(sentences, str) else len(sentences) if isinstance(sentences, Sized) else None
+        source = iter([sentences] if isinstance(sentences, str) else sentences)
+        texts = (_texts("sentences", list(itertools.islice(source, chunk_size)), start) for start in itertools.count(0, chunk_size))
+        return self._stream(itertools.takewhile(bool, texts), self.scorer.embed, total, progress, "sentences", "embedding")
 
     @staticmethod
-    def _in_chunks(run: Callable[[int, int], np.ndarray], total: int, show: str | bool = False, chunk_size: int = CHUNK, unit: str = "pairs",
-                   desc: str = "scoring") -> np.ndarray:
-        """run(start, stop) over consecutive chunks, concatenated, with a progress bar: the one
+    def _stream(parts: Iterable[Any], run: Callable[[Any], np.ndarray], total: int | None, show: str | bool, unit: str, desc: str) -> Iterator[np.ndarray]:
+        """run(part) for each part, yielded as it is done, with a progress bar: the one
         chunk-and-progress loop behind score, label, embed and mine (and so evaluate and embed.py)."""
+        with progress_bar(total, show, unit=unit, desc=desc) as bar:
+            for part in parts:
+                result = run(part)
+                yield result
+                bar.update(len(result))
+
+    @classmethod
+    def _in_chunks(cls, run: Callable[[int, int], np.ndarray], total: int, show: str | bool = False, chunk_size: int = CHUNK, unit: str = "pairs",
+                   desc: str = "scoring") -> np.ndarray:
+        """run(start, stop) over consecutive chunks of `total` items, concatenated."""
         if total == 0:
             return np.empty(0, np.float32)
-        parts = []
-        with progress_bar(total, show, unit=unit, desc=desc) as bar:
-            for start in range(0, total, chunk_size):
-                parts.append(run(start, min(start + chunk_size, total)))
-                bar.update(len(parts[-1]))
-        return np.concatenate(parts)
+        ranges = ((start, min(start + chunk_size, total)) for start in range(0, total, chunk_size))
+        return np.concatenate(list(cls._stream(ranges, lambda r: run(*r), total, show, unit, desc)))
 
     def mine(
         self,
@@ -183,6 +208,9 @@ class Model:
         max_pairs: int = MAX_PAIRS,
         rerank: Model | None = None,
         progress: str | bool = False,
+        index: str = "auto",
+        ann: ANN | None = None,
+        embeddings: np.ndarray | str | Path | None = None,
     ) -> list[MinedPair]:
         """Pairs of distinct sentences of one corpus (repeats counted once), best first.
 
@@ -190,15 +218,33 @@ class Model:
         `top_k=k`: each sentence's k best partners, whatever their score (`lbl` says which reach
         it). `rerank`: a cross-encoder re-scores these candidates and labels at its threshold
         (without top_k, only the pairs it labels 1 are kept). At most `max_pairs`, the best.
-        `progress`: a bar while embedding (True, or "auto": on a terminal only)."""
+        `progress`: a bar while embedding (True, or "auto": on a terminal only).
+        `index`: exact (every pair compared), faiss (an approximate nearest-neighbour index built
+        as `ann` says, sts.core.ann.ANN; needs `sts[ann]`) or auto (faiss from `ann.auto_from`
+        distinct sentences when installed). With faiss the embeddings are computed a chunk at a
+        time into a temporary .npy (under TMPDIR) and indexed from there, so memory holds the
+        index, not two copies of the corpus. `embeddings`: this model's embeddings of `sentences`
+        (an N x dim array, or the .npy embed.py wrote for the same input), used instead of
+        embedding again; a file is read a chunk at a time."""
         module = self._bi_encoder("mining")
         if rerank is not None and not isinstance(rerank, Model):
             raise STSError(f"rerank: expected a model from sts.load(), got {type(rerank).__name__}")
-        corpus = list(dict.fromkeys(_texts("sentences", sentences)))
+        texts = _texts("sentences", sentences)
         cut = self._threshold(threshold)
-        embeddings = torch.from_numpy(self.embed(corpus, progress=progress)) if corpus else torch.empty(0, 1)
-        # scores are cosines clipped to 0-1, so a threshold of 0 admits negative cosines too
-        candidates = similar_pairs(embeddings, top_k, None if top_k else (cut if cut > 0 else -2.0), max_pairs)
+        seen: dict[str, int] = {}
+        for row, text in enumerate(texts):
+            seen.setdefault(text, row)
+        keep = np.zeros(len(texts), dtype=bool)
+        keep[list(seen.values())] = True
+        corpus = list(seen)
+        settings = ann or ANN()
+        how, _ = choose(index, len(corpus), settings)
+        if how == "faiss":
+            faiss_module()  # FAISS missing is said before the corpus is embedded, not after
+        with ExitStack() as stack:
+            source = self._corpus_embeddings(texts, keep, corpus, embeddings, how == "faiss", stack, progress)
+            # scores are cosines clipped to 0-1, so a threshold of 0 admits negative cosines too
+            candidates = similar_pairs(source, top_k, None if top_k else (cut if cut > 0 else -2.0), max_pairs, settings if how == "faiss" else None)
         first, second = [corpus[i] for i in candidates[0]], [corpus[j] for j in candidates[1]]
         if module.head is not None or rerank is not None:  # a frozen head, or a cross-encoder, gives the scores
             scorer = rerank if rerank is not None else self
@@ -210,6 +256,28 @@ class Model:
         if top_k is None:
             pairs = [p for p in pairs if p.lbl]
         return sorted(pairs, key=lambda p: -p.score)
+
+    def _corpus_embeddings(self, texts: list[str], keep: np.ndarray, corpus: list[str], given: np.ndarray | str | Path | None, spool: bool,
+                           stack: ExitStack, progress: str | bool) -> np.ndarray | Embeddings:
+        """The embeddings of `corpus` (the rows of `texts` where `keep`): those given (checked
+        against the input and this model), else computed: in memory, or with `spool` a chunk at a
+        time into a temporary .npy that lives as long as `stack`."""
+        width = self.module.encoder.config.hidden_size
+        if given is not None:
+            if isinstance(given, (str, Path)):
+                source: Embeddings = EmbeddingsFile(given, rows=len(texts), width=width)
+            else:
+                array = np.asarray(given)
+                if array.shape != (len(texts), width) or not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+                    raise STSError(f"embeddings: expected {len(texts)} x {width} finite floats (one row per sentence, this model's width), got {array.dtype} {array.shape}")
+                source = InMemory(array)
+            return source if keep.all() else Selected(source, keep)
+        if not spool or len(corpus) < 2:
+            return self.embed(corpus, progress=progress)
+        path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sts-mine-"))) / "embeddings.npy"
+        with open(path, "wb") as handle:
+            write_npy(handle, self.embed_stream(corpus, progress=progress), len(corpus))
+        return EmbeddingsFile(path)
 
 
 def model_info(architecture: str, encoder: Any, max_length: int, pooling: str | None, both_orders: bool | None, threshold: float,

@@ -184,6 +184,31 @@ def test_chunks_and_progress_change_no_score(capsys: pytest.CaptureFixture) -> N
     assert bundled.score([], []).shape == (0,)
 
 
+def test_embed_stream_equals_embed_and_reads_lazily(tiny_cross_model_file: Path) -> None:
+    """The streaming form yields chunk_size rows at a time from any iterable (a generator is read
+    only as far as the chunks taken), and its chunks together are embed()'s array."""
+    model = sts.load(precision="fp32", backend="torch")
+    sentences = [*S1, *S2, "a seventh sentence"]
+    read: list[str] = []
+
+    def lines():
+        for sentence in sentences:
+            read.append(sentence)
+            yield sentence
+
+    stream = model.embed_stream(lines(), chunk_size=3)
+    first = next(stream)
+    assert first.shape == (3, 384) and len(read) == 3
+    chunks = [first, *stream]
+    assert [len(c) for c in chunks] == [3, 3, 1]
+    np.testing.assert_allclose(np.concatenate(chunks), model.embed(sentences), atol=1e-5)  # fp32; batches padded differently
+    with pytest.raises(STSError, match=r"^sentences\[4\]: is empty$"):  # numbered in the whole input, not the chunk
+        list(model.embed_stream(iter(["a", "b", "c", "d", " "]), chunk_size=3))
+    with pytest.raises(STSError, match="needs sentence embeddings"):
+        sts.load(tiny_cross_model_file).embed_stream(S1)  # refused when asked, not when first read
+    assert list(model.embed_stream([])) == []
+
+
 @pytest.mark.parametrize("settings", [{"backend": "onnx"}, {"backend": "onnx", "quantize": "none"}, {"backend": "openvino", "precision": "fp32"},
                                       {"backend": "torch", "precision": "fp32"}])
 def test_describe_reports_the_backend_and_precision_load_runs(settings: dict, tiny_model_file: Path) -> None:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from sts.api import Model, load
 from sts.commands.cli import entry, run
 from sts.config import options, scoring_settings
+from sts.data.embeddings import write_npy
 from sts.data.readers import read_sentences
 from sts.data.tables import TableWriter, atomic_output, check_apart
 from sts.data.terminal import format_table
@@ -58,7 +59,8 @@ def cluster(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def embed(cfg: DictConfig) -> np.ndarray:
-    """Write cfg.out (N x dim float32) and, with cluster.k, <out stem>.clusters.csv."""
+    """Write cfg.out (N x dim float32, a chunk of sentences at a time) and, with cluster.k,
+    <out stem>.clusters.csv; returns the embeddings memory-mapped from cfg.out."""
     options.check(cfg, options.EMBED)
     input_path, out = Path(cfg.input), Path(cfg.out)
     check_npy_output(out, cfg.overwrite)
@@ -71,12 +73,12 @@ def embed(cfg: DictConfig) -> np.ndarray:
     if cfg.cluster.k and not 1 <= int(cfg.cluster.k) <= len(sentences):
         raise STSError(f"option cluster.k={cfg.cluster.k}: must be between 1 and the number of sentences ({len(sentences)})")
     model = load_embedder(cfg)
-    embeddings = model.embed(sentences, progress=cfg.progress)
-    with atomic_output(out, cfg.overwrite) as handle:
-        np.save(handle.buffer, embeddings)
-    print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {out}")
+    with atomic_output(out, cfg.overwrite) as handle:  # a chunk at a time: memory holds one chunk, not the corpus's embeddings
+        rows, width = write_npy(handle.buffer, model.embed_stream(sentences, progress=cfg.progress), len(sentences))
+    print(f"wrote {rows} x {width} embeddings to {out}")
+    embeddings = np.load(out, mmap_mode="r", allow_pickle=False)
     if cfg.cluster.k:
-        labels = cluster(embeddings, int(cfg.cluster.k), int(cfg.cluster.seed))
+        labels = cluster(np.asarray(embeddings), int(cfg.cluster.k), int(cfg.cluster.seed))
         with atomic_output(clusters_path, cfg.overwrite) as handle:
             TableWriter(handle, ["sentence", "cluster"], "csv").write([{"sentence": s, "cluster": int(c)} for s, c in zip(sentences, labels)])
         rows = [["cluster", "size", "first sentence"]]

@@ -1,15 +1,18 @@
 """mine: the similar pairs of one corpus, as sentence1, sentence2, score, lbl, best first
-(sts.api.Model.mine does the work)."""
+(sts.api.Model.mine does the work; this says first, in one line, whether it compares every pair
+or searches a FAISS index, and why)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sts.api import load
 from sts.commands.cli import entry, run
 from sts.config import options, scoring_settings
+from sts.core.ann import ANN, choose
+from sts.data.embeddings import EmbeddingsFile
 from sts.data.readers import read_sentences
 from sts.data.tables import TableWriter, atomic_output, check_output
 from sts.data.terminal import format_table
@@ -28,14 +31,21 @@ def mine(cfg: DictConfig) -> Path:
     options.check(cfg, options.MINE)
     input_path = Path(cfg.input)
     output = Path(cfg.output) if cfg.output else default_output(input_path)
-    output_format = check_output({"input": input_path, "ckpt": cfg.ckpt, "rerank": cfg.rerank, "calibration": cfg.get("calibration")}, output, cfg.overwrite)
+    inputs = {"input": input_path, "ckpt": cfg.ckpt, "rerank": cfg.rerank, "calibration": cfg.get("calibration"), "embeddings": cfg.embeddings}
+    output_format = check_output(inputs, output, cfg.overwrite)
     sentences = read_sentences(input_path, cfg.format, cfg.column)
+    if cfg.embeddings:
+        EmbeddingsFile(cfg.embeddings, rows=len(sentences))  # its header, before any model is loaded
     settings = scoring_settings(cfg)
     model = load(cfg.ckpt, **settings)
     rerank = load(cfg.rerank, **settings) if cfg.rerank else None
     if rerank is not None and rerank.architecture != "CrossEncoder":
         raise STSError(f"rerank={cfg.rerank}: is a {rerank.architecture}; rerank takes a cross-encoder (ckpt= gives the bi-encoder that finds candidates)")
-    pairs = model.mine(sentences, top_k=cfg.top_k, threshold=cfg.threshold, max_pairs=cfg.max_pairs, rerank=rerank, progress=cfg.progress)
+    ann = ANN(**OmegaConf.to_container(cfg.ann))
+    index, why = choose(cfg.index, len(set(sentences)), ann)
+    print(why, flush=True)
+    pairs = model.mine(sentences, top_k=cfg.top_k, threshold=cfg.threshold, max_pairs=cfg.max_pairs, rerank=rerank, progress=cfg.progress,
+                       index=index, ann=ann, embeddings=cfg.embeddings)
     with atomic_output(output, cfg.overwrite) as handle:
         TableWriter(handle, OUTPUT_COLUMNS, output_format).write([p._asdict() | {"score": f"{p.score:.6f}"} for p in pairs])
     preview = [[p.sentence1[:50], p.sentence2[:50], f"{p.score:.4f}", str(p.lbl)] for p in pairs[: cfg.preview_rows]]

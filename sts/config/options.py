@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from sts.core import checks
+from sts.core import ann, checks
+from sts.core.ann import INDEXES, STRUCTURES
 from sts.core.checks import Invalid, Rule, boolean, choice, either, integer, number, optional, text
 from sts.errors import STSError
 from sts.core.pooling import POOLING_MODES
@@ -55,6 +56,18 @@ def accelerator() -> Rule:
         choice("auto", "cpu", "gpu", "cuda", "mps", "tpu")(value)
         if value in ("gpu", "cuda") and not torch.cuda.is_available():
             raise Invalid("is not available: this torch sees no CUDA device; use trainer=cpu or trainer.accelerator=cpu")
+        return value
+
+    return check
+
+
+def mining_index() -> Rule:
+    """auto | exact | faiss, and faiss only where it is installed."""
+
+    def check(value: Any) -> str:
+        choice(*INDEXES)(value)
+        if value == "faiss" and not ann.available():
+            raise Invalid(f"needs FAISS, which is not installed: {ann.INSTALL}")
         return value
 
     return check
@@ -256,6 +269,15 @@ MINE: dict[str, Rule] = {
     "max_pairs": integer(1, 10**8),
     "rerank": optional(text()),
     "preview_rows": integer(0, 10**4),
+    "index": mining_index(),
+    "ann.auto_from": integer(2, 10**12),
+    "ann.structure": choice(*STRUCTURES),
+    "ann.m": integer(2, 256),
+    "ann.ef_construction": integer(1, 10**5),
+    "ann.ef_search": integer(1, 10**5),
+    "ann.nlist": optional(integer(1, 10**7)),
+    "ann.nprobe": integer(1, 10**7),
+    "embeddings": optional(text()),
 }
 
 SERVE: dict[str, Rule] = {

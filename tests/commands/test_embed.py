@@ -84,3 +84,28 @@ def test_cli_csv_column_and_exit_2(tiny_model_file: Path, tmp_path: Path) -> Non
     assert np.load(tmp_path / "t.npy").shape == (3, 32) and (tmp_path / "t.clusters.csv").read_text().startswith("sentence,cluster\na cat sits,")
     result = run_cli([*args, "cluster.k=9", "overwrite=true"], tmp_path)
     assert result.returncode == 2 and "cluster.k=9: must be between 1 and the number of sentences (3)" in result.stderr
+
+
+def test_written_a_chunk_at_a_time_and_nothing_half_written(tiny_model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """embed.py writes each chunk as the model yields it (memory holds one chunk), the file reads
+    back as mine.py reads it; a failure mid-way leaves nothing under the output name."""
+    from sts.api import Model
+    from sts.data.embeddings import EmbeddingsFile
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n")
+    stream = Model.embed_stream
+    monkeypatch.setattr(Model, "embed_stream", lambda self, sentences, **kw: stream(self, sentences, **{**kw, "chunk_size": 4}))
+    embeddings = run_embed(f"ckpt={tiny_model_file}", f"input={corpus}", f"out={tmp_path / 'e.npy'}", "precision=fp32")
+    expected = checkpoint.load(tiny_model_file).embed_texts(CORPUS).numpy()
+    assert np.allclose(embeddings, expected, atol=1e-5)
+    assert np.array_equal(np.concatenate(list(EmbeddingsFile(tmp_path / "e.npy", rows=11, width=32).chunks(5))), np.asarray(embeddings))
+
+    def failing(self, sentences, **kw):
+        yield from stream(self, sentences[:4], **kw)
+        raise STSError("the encoder failed")
+
+    monkeypatch.setattr(Model, "embed_stream", failing)
+    with pytest.raises(STSError, match="the encoder failed"):
+        run_embed(f"ckpt={tiny_model_file}", f"input={corpus}", f"out={tmp_path / 'f.npy'}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "e.npy"]

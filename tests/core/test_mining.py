@@ -10,6 +10,7 @@ import sts
 from sts.core import mining
 from sts.errors import STSError
 from sts.commands.mine import mine
+from sts.core.ann import ANN
 from sts.core.mining import similar_pairs
 
 from conftest import ROOT, compose_config, refused
@@ -120,3 +121,70 @@ def test_mine_script_writes_pairs_and_refuses_bad_options(tmp_path: Path, capsys
     blank = tmp_path / "blank.txt"
     blank.write_text("a cat\n\nthe dog\n")
     assert refused(capsys, mine, compose_config("mine", [f"input={blank}"])) == f"error: {blank}: row 2: line is empty"
+
+
+def test_faiss_index_finds_the_same_pairs_in_the_same_form() -> None:
+    pytest.importorskip("faiss")
+    model = sts.load(precision="fp32", backend="torch")
+    for top_k in (2, None):
+        exact = model.mine(CORPUS, top_k=top_k, index="exact")
+        ann = model.mine(CORPUS, top_k=top_k, index="faiss")
+        assert [p[:2] for p in ann] == [p[:2] for p in exact] and [p.lbl for p in ann] == [p.lbl for p in exact]
+        np.testing.assert_allclose([p.score for p in ann], [p.score for p in exact], atol=1e-5)
+        assert all(isinstance(p, mining.MinedPair) for p in ann)
+    ivf = model.mine(CORPUS, top_k=2, index="faiss", ann=ANN(structure="ivf"))
+    assert [p[:2] for p in ivf] == [p[:2] for p in model.mine(CORPUS, top_k=2, index="exact")]
+
+
+def test_rerank_scores_ann_candidates(tiny_cross_model_file: Path) -> None:
+    pytest.importorskip("faiss")
+    cross, bi = sts.load(tiny_cross_model_file), sts.load(precision="fp32", backend="torch")
+    reranked = bi.mine(CORPUS, top_k=2, rerank=cross, index="faiss")
+    assert {frozenset(p[:2]) for p in reranked} == {frozenset(p[:2]) for p in bi.mine(CORPUS, top_k=2, index="exact")}
+    np.testing.assert_allclose([p.score for p in reranked], cross.score([p.sentence1 for p in reranked], [p.sentence2 for p in reranked]), atol=1e-6)
+    assert all(p.lbl == int(p.score >= cross.threshold) for p in reranked)
+
+
+@pytest.mark.parametrize("index", ["exact", "faiss"])
+def test_mining_from_given_embeddings(index: str, tmp_path: Path) -> None:
+    """embed.py's file (or an array) of the whole input, repeats included, gives the pairs that
+    embedding here gives; one of another size or width is refused."""
+    if index == "faiss":
+        pytest.importorskip("faiss")
+    model = sts.load(precision="fp32", backend="torch")
+    embeddings = model.embed(CORPUS)
+    np.save(tmp_path / "e.npy", embeddings)
+    expected = model.mine(CORPUS, top_k=2, index=index)
+    for given in (embeddings, tmp_path / "e.npy", str(tmp_path / "e.npy")):
+        pairs = model.mine(CORPUS, top_k=2, index=index, embeddings=given)
+        assert [p[:2] for p in pairs] == [p[:2] for p in expected]
+        np.testing.assert_allclose([p.score for p in pairs], [p.score for p in expected], atol=1e-5)
+    with pytest.raises(STSError, match=r"embeddings: expected 8 x 384 finite floats"):
+        model.mine(CORPUS, top_k=2, index=index, embeddings=embeddings[:7])
+    with pytest.raises(STSError, match=r"e.npy: holds 8 embeddings but the input has 7 sentences"):
+        model.mine(CORPUS[:7], top_k=2, index=index, embeddings=tmp_path / "e.npy")
+
+
+def test_mine_script_says_its_index_and_mines_from_embed_output(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faiss")
+    from sts.commands.embed import embed
+    from sts.core import ann
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n")
+    embed(compose_config("embed", [f"input={corpus}", f"out={tmp_path / 'corpus.npy'}", "precision=fp32", "backend=torch"]))
+    capsys.readouterr()
+    common = [f"input={corpus}", "top_k=2", "precision=fp32", "backend=torch", "preview_rows=0"]
+    mine(compose_config("mine", [*common, f"output={tmp_path / 'exact.csv'}"]))
+    assert capsys.readouterr().out.splitlines()[0] == "index=auto: exact for 7 distinct sentences (faiss from ann.auto_from=100,000)"
+    mine(compose_config("mine", [*common, f"output={tmp_path / 'ann.csv'}", "ann.auto_from=5", f"embeddings={tmp_path / 'corpus.npy'}"]))
+    assert capsys.readouterr().out.splitlines()[0] == "index=auto: faiss HNSW (m=32, ef_construction=80, ef_search=64) for 7 distinct sentences (from ann.auto_from=5)"
+    exact, found = ((tmp_path / name).read_text().splitlines() for name in ("exact.csv", "ann.csv"))
+    assert found[0] == exact[0] == "sentence1,sentence2,score,lbl" and [r.rsplit(",", 2)[0] for r in found] == [r.rsplit(",", 2)[0] for r in exact]
+    (tmp_path / "bad.npy").write_bytes((tmp_path / "corpus.npy").read_bytes()[:-4])
+    message = refused(capsys, mine, compose_config("mine", [*common, f"output={tmp_path / 'x.csv'}", f"embeddings={tmp_path / 'bad.npy'}"]))
+    assert message.startswith(f"error: {tmp_path / 'bad.npy'}: is ") and "truncated or padded" in message
+    assert "refusing to write over the input embeddings=" in refused(capsys, mine, compose_config("mine", [*common, f"output={tmp_path / 'corpus.npy'}", f"embeddings={tmp_path / 'corpus.npy'}", "overwrite=true"]))
+    monkeypatch.setattr(ann, "available", lambda: False)
+    assert refused(capsys, mine, compose_config("mine", [*common, "index=faiss"])) == "error: option index='faiss' needs FAISS, which is not installed: pip install 'sts[ann]' (faiss-cpu)"
+    assert "error: option ann.structure='lsh' must be one of hnsw, ivf" == refused(capsys, mine, compose_config("mine", [*common, "ann.structure=lsh"]))
