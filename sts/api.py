@@ -64,14 +64,16 @@ class Model:
     Args:
         module: the bi- or cross-encoder.
         info: where it came from and what it measured (see `info`).
-        batch_size, precision, device: how it scores (precision: auto | fp32 | bf16 autocast;
-            auto = bf16 where the hardware has it natively, see sts.core.precision). In bf16 with
-            the torch backend, `module`'s Linear weights are kept in bf16 (cast once, not per call).
-        backend, quantize, calibration: auto (sts.core.precision.choose_backend: torch on bf16
-            hardware, OpenVINO int8 on other CPUs), torch, onnx (ONNX Runtime, int8 `quantize`
-            dynamic | static | none; static calibrated on `calibration` sentences) or openvino
-            (the fp32 graph at `precision`, or NNCF's int8 graph with quantize=static); quantize
-            None is the backend's default. See sts.core.backends.
+        batch_size: sentences per forward pass (sorted by length, padded per batch).
+        precision: auto | fp32 | bf16 autocast; auto = bf16 where the hardware has it natively
+            (sts.core.precision). In bf16 with the torch backend, `module`'s Linear weights are
+            kept in bf16 (cast once, not per call).
+        device: cpu | cuda | cuda:N | mps.
+        backend: auto (sts.core.precision.choose_backend: torch on bf16 hardware, OpenVINO int8
+            on other CPUs), torch, onnx (ONNX Runtime) or openvino (see sts.core.backends).
+        quantize: onnx: int8 dynamic | static | none; openvino: none (the fp32 graph at
+            `precision`) or static (NNCF's int8 graph); None is the backend's default.
+        calibration: the sentences quantize=static calibrates on (None: 512 STS-B train sentences).
     """
 
     def __init__(self, module: PairModel, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
