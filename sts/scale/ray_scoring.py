@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -268,14 +269,26 @@ class Output:
             pyarrow.fs.copy_files(self.tmp, self.path, source_filesystem=self.fs, destination_filesystem=self.fs)
             self.fs.delete_dir(self.tmp)
 
-    def discard(self) -> None:
+    def discard(self, settle: float = 0.0) -> None:
+        """Remove the hidden sibling. `settle` seconds: after a failed job, write tasks that were
+        already running may still finish a file (and recreate the folder) after the failure is
+        raised; the sibling must stay absent that long (checked every 0.25 s) before we return."""
         import pyarrow.fs
 
-        try:
-            if self.fs.get_file_info(self.tmp).type != pyarrow.fs.FileType.NotFound:
-                self.fs.delete_dir(self.tmp)
-        except OSError:
-            pass  # nothing there, or a place that vanished: nothing to remove
+        absent_since = None
+        deadline = time.monotonic() + max(settle, 0.0) + 10.0
+        while True:
+            try:
+                if self.fs.get_file_info(self.tmp).type != pyarrow.fs.FileType.NotFound:
+                    self.fs.delete_dir(self.tmp)
+                    absent_since = None
+                elif absent_since is None:
+                    absent_since = time.monotonic()
+            except OSError:
+                pass  # a file vanished under us, or a place that vanished: look again
+            if absent_since is not None and time.monotonic() - absent_since >= settle or time.monotonic() > deadline:
+                return
+            time.sleep(0.25)
 
 
 def _rows_written(output: Output, fmt: str) -> int:
@@ -314,6 +327,7 @@ def score_files(input: str, output: str, *, fmt: str | None, columns: Sequence[s
     context.enable_progress_bars = progress
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # a failure is our one line, not Ray's traceback
     first, second = columns or ("", "")
+    failed = False
     try:
         sample = read(ray, files[:1], fmt, include_paths=False).limit(200).take_all()
         if not sample:
@@ -338,13 +352,15 @@ def score_files(input: str, output: str, *, fmt: str | None, columns: Sequence[s
                       "rows": rows, "output_format": ray_settings.output_format})
         return rows, files
     except STSError:
+        failed = True
         raise
     except Exception as e:  # a Ray job's failure: the worker's error, or the reader's
+        failed = True
         raise explain(e, files, fmt, (first, second)) from None
     finally:
-        target.discard()
         context.execution_options.preserve_order, context.enable_progress_bars = before[:2]
         logging.getLogger("ray.data").setLevel(before[2])
         if started:
-            ray.shutdown()
+            ray.shutdown()  # no task of ours is left to write into the sibling
+        target.discard(settle=2.0 if failed and not started else 0.0)
 
