@@ -337,22 +337,19 @@ class EmbeddingRequest(Work):
 
 class ServingLoop(BatchedLoop):
     """LitServe's batched loop, changed in two ways. A batch waits for more requests only when more
-    are coming: it closes at once when it holds a forward pass's worth of items (`full`, the scoring
-    batch_size) or when none of its requests was admitted alongside other work (a lone client, or
-    one big request, never waits out batch_timeout); otherwise it waits up to batch_timeout after its
-    first request (LitServe's waits from when the worker asked, whether or not anyone is coming).
+    are coming: when none of its requests was admitted alongside other work (a lone client, big
+    request or small) it takes what is already queued and closes at once; otherwise it waits up to
+    batch_timeout after its first request (LitServe's waited from when the worker asked, whether or
+    not anyone was coming). Requests are not cut at a forward pass's worth: a batch of several
+    clients' requests is length-sorted together, which pays for the few milliseconds of waiting.
     And an HTTPException that encode_response returns (rather than raises, which would fail the
     whole batch) is the error response of that one request."""
-
-    def __init__(self, full: int) -> None:  # noqa: D107
-        super().__init__()
-        self.full = full
 
     def get_batch_requests(self, lit_api: ls.LitAPI, request_queue: Any, transport: Any) -> tuple[list, list]:  # noqa: D102
         taken: list[tuple[int, str, Work]] = []
         late: list[tuple[int, str]] = []
-        items, coming, deadline = 0, False, 0.0
-        while len(taken) < lit_api.max_batch_size and items < self.full:
+        coming, deadline = False, 0.0
+        while len(taken) < lit_api.max_batch_size:
             wait = 0.05 if not taken else deadline - time.monotonic() if coming else 0.0
             try:
                 found = request_queue.get(timeout=wait) if wait > 0 else request_queue.get_nowait()
@@ -370,7 +367,6 @@ class ServingLoop(BatchedLoop):
             if not taken:
                 deadline = time.monotonic() + lit_api.batch_timeout
             taken.append((queue_id, uid, request))
-            items += _items(request)
             coming = coming or request._company > 0
         return taken, late
 
@@ -683,7 +679,7 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.max_length
     Limits.dimensions = model.dimensions
     info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"])
-    batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop(int(cfg.batch_size))}
+    batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop()}
     api = PairAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)
     server = ls.LitServer(
         api,

@@ -281,12 +281,12 @@ def queued(pairs: int, company: int, uid: str) -> tuple:
     "first, later, batch",
     [
         ((1, 0), None, ["lone"]),  # nobody else was in flight: no wait for company
-        ((64, 5), None, ["big"]),  # a forward pass's worth already: no wait either
+        ((64, 0), None, ["big"]),  # a lone client's big request: no wait either
         ((1, 3), (1, 0), ["first", "later"]),  # admitted alongside others: waits for them
     ],
 )
 def test_a_batch_waits_for_company_only_when_some_is_coming(first: tuple, later: tuple | None, batch: list[str]) -> None:
-    loop, requests, transport = ServingLoop(full=64), Queue(), Sent()
+    loop, requests, transport = ServingLoop(), Queue(), Sent()
     loop._restart_workers = True
     api = SimpleNamespace(max_batch_size=64, batch_timeout=2.0, request_timeout=30)
     uid = batch[0]
@@ -298,7 +298,7 @@ def test_a_batch_waits_for_company_only_when_some_is_coming(first: tuple, later:
     waited = time.monotonic() - start
     assert [t[1] for t in taken] == batch and late == []
     assert len(transport.messages) == len(batch)  # each taken request's START reached its HTTP process
-    # a lone or full batch closes at once; a waiting one when the batch timeout (2 s) runs out
+    # a lone request closes its batch at once; one with company when the batch timeout (2 s) runs out
     assert waited < 0.15 if later is None else 1.9 < waited < 3.0
 
 
