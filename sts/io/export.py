@@ -9,6 +9,8 @@
 - `onnx`: model.onnx, the fp32 graph of the model's network pass (token ids -> pooled embeddings,
   or a cross-encoder's logit) that backend=onnx | openvino run, beside the tokenizer and
   sts_onnx.json; `sts.load(folder)` scores with it as the model file does (sts.io.onnx_folder).
+- every format: the threshold, probability calibration and metrics of the model file in
+  `.sts-export.json`, which `sts.load(folder)` reads back (checked).
 """
 from __future__ import annotations
 
@@ -166,7 +168,8 @@ def export(ckpt: str | Path, format: str, out: str | Path, overwrite: bool = Fal
         if getattr(module, "both_orders", False) and format != "onnx":  # sts.load(<onnx export>) scores both, as the file does
             warnings.warn(f"{ckpt} scores each pair in both orders; a {format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
         WRITERS[format](module, tmp)
-        record = {"ckpt": str(ckpt), "format": format, "architecture": type(module).__name__, "threshold": module.threshold}
+        record = {"ckpt": str(ckpt), "format": format, "architecture": type(module).__name__, "threshold": module.threshold,
+                  "calibration": module.calibration.record if module.calibration is not None else None}
         write_json(tmp / MARKER, record | {"metrics": getattr(module, "checkpoint_metrics", {})})
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
