@@ -78,7 +78,7 @@ def main() -> None:
     header = ["model", "probability", "dev ECE", "dev Brier", "test ECE", "test Brier", *(["msrp ECE", "msrp Brier"] if args.msrp else [])]
     rows = [header]
     for path in [None, *args.ckpt]:
-        rows += measure("bundled" if path is None else Path(path).parent.parent.name + "/" + Path(path).parent.name, path, args.msrp)
+        rows += measure("bundled" if path is None else "/".join(Path(path).parts[-3:]), path, args.msrp)
     print()
     print(format_table(rows, title="calibration: ECE and Brier score (lower is better)"))
 
