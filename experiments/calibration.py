@@ -55,11 +55,13 @@ def measure(name: str, path: str | None, msrp: Path | None) -> list[list[str]]:
         rows.append(row(f"{method} on the {input_}", held_out, C.fit(scores["dev"], positive["dev"], method, input_)))
     chosen = C.fit_model(scores["dev"], positive["dev"], "dev")
     rows.append(row(f"chosen: {chosen.method} on the {chosen.input} (dev in-sample)", chosen(scores["dev"]), chosen))
-    calibrated = sts.load(path, precision="fp32", backend="torch", calibrated=True)
-    test = read_pairs(resource("stsb/sts-test.csv"), "stsb", (0, 5))
-    shipped = C.ece(torch.from_numpy(calibrated.score(test.sentence1, test.sentence2)).double(), positive["test"])
-    print(f"  {name}: the file's own calibration ({'none' if calibrated.module.calibration is None else calibrated.module.calibration.describe()}): "
-          f"test ECE {shipped:.4f} of sts.load(calibrated=True).score")
+    if model.module.calibration is None:
+        print(f"  {name}: the file has no calibration of its own")
+    else:
+        calibrated = sts.load(path, precision="fp32", backend="torch", calibrated=True)
+        test = read_pairs(resource("stsb/sts-test.csv"), "stsb", (0, 5))
+        shipped = C.ece(torch.from_numpy(calibrated.score(test.sentence1, test.sentence2)).double(), positive["test"])
+        print(f"  {name}: its own calibration ({calibrated.module.calibration.describe()}): test ECE {shipped:.4f} of sts.load(calibrated=True).score")
     mean = float(chosen(scores["test"]).mean())
     print(f"  {name}: mean probability on test {mean:.3f} vs share similar {float(positive['test'].double().mean()):.3f} (dev {float(positive['dev'].double().mean()):.3f})")
     return rows
