@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, dict[str, Any]]] = {
     "serve": ("serve", rules.SERVE),
     "export": ("export", rules.EXPORT),
     "augment": ("augment", rules.AUGMENT),
+    "calibrate": ("calibrate", rules.CALIBRATE),
 }
 # keys whose value is a structure of its own (a recipe's stages), documented as one option
 OPAQUE = frozenset({"stages"})

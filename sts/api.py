@@ -23,11 +23,14 @@ from sts.errors import STSError
 from sts.core.ann import ANN, choose, faiss_module
 from sts.core.mining import MAX_PAIRS, MinedPair, similar_pairs
 from sts.core import BiEncoder, CrossEncoder, PairModel
+from sts.core import hparams as hparams_rules
+from sts.core.calibration import MISSING, Calibration
 from sts.core.cross_encoder import set_both_orders
 from sts.core.inputs import PairInputs
 from sts.core.scorer import Scorer
 from sts.core.scorer import progress as progress_bar
 from sts.data.embeddings import Embeddings, EmbeddingsFile, InMemory, Selected, write_npy
+from sts.io.model_card import file_origin, model_info
 
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
 OUTPUT_COLUMNS = ("score", "lbl")
@@ -74,12 +77,14 @@ class Model:
         quantize: onnx: int8 dynamic | static | none; openvino: none (the fp32 graph at
             `precision`) or static (NNCF's int8 graph); None is the backend's default.
         calibration: the sentences quantize=static calibrates on (None: 512 STS-B train sentences).
+        calibrated: scores are probabilities of "similar" (the model's calibration, fitted on
+            dev) and `threshold` is mapped through the same monotone map, so labels are unchanged.
     """
 
     def __init__(self, module: PairModel, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
-                 backend: str = "auto", quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
+                 backend: str = "auto", quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False) -> None:
         self.module = module
-        self.scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration)
+        self.scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration, calibrated)
         self._info = info
 
     @property
@@ -88,15 +93,17 @@ class Model:
 
     @property
     def threshold(self) -> float:
-        """The decision threshold: chosen on dev at training (or shipped for the bundled model)."""
-        return float(self.module.threshold)
+        """The decision threshold: chosen on dev at training (or shipped for the bundled model), on
+        the scale of `score` (a probability when calibrated)."""
+        return self.scorer.threshold
 
     @property
     def info(self) -> dict[str, Any]:
         """Architecture, encoder, threshold and its origin, recorded metrics, how it was made."""
         module = self.module
         return model_info(self.architecture, module.encoder.config, module.max_length, getattr(module, "pooling", None),
-                          getattr(module, "both_orders", None), self.threshold, self.scorer.precision, self.scorer.backend, self._info)
+                          getattr(module, "both_orders", None), self.threshold, self.scorer.precision, self.scorer.backend, self._info,
+                          module.calibration, self.scorer.calibration is not None)
 
     def __repr__(self) -> str:
         return f"Model({self.architecture}, source={self._info.get('source')!r}, threshold={self.threshold:.3f})"
@@ -243,17 +250,21 @@ class Model:
         how, _ = choose(index, len(corpus), settings)
         if how == "faiss":
             faiss_module()  # FAISS missing is said before the corpus is embedded, not after
+        calibration = self.scorer.calibration if module.head is None else None
+        # scores are cosines clipped to 0-1, so a threshold of 0 admits negative cosines too;
+        # calibrated, the search runs on cosines from the lowest one whose probability reaches the cut
+        search = (cut if cut > 0 else -2.0) if calibration is None else min(max(calibration.inverse(cut), -2.0), 2.0)
         with ExitStack() as stack:
             source = self._corpus_embeddings(texts, keep, corpus, embeddings, how == "faiss", stack, progress)
-            # scores are cosines clipped to 0-1, so a threshold of 0 admits negative cosines too
-            candidates = similar_pairs(source, top_k, None if top_k else (cut if cut > 0 else -2.0), max_pairs, settings if how == "faiss" else None)
+            candidates = similar_pairs(source, top_k, None if top_k else search, max_pairs, settings if how == "faiss" else None)
         first, second = [corpus[i] for i in candidates[0]], [corpus[j] for j in candidates[1]]
         if module.head is not None or rerank is not None:  # a frozen head, or a cross-encoder, gives the scores
             scorer = rerank if rerank is not None else self
             cut = scorer.threshold if rerank is not None else cut
             scores = scorer.score(first, second) if first else np.empty(0, np.float32)
         else:
-            scores = np.clip(candidates[2], 0.0, 1.0)
+            cosines = np.asarray(candidates[2], dtype=np.float32)
+            scores = np.clip(cosines, 0.0, 1.0) if calibration is None else calibration.apply(cosines, module.threshold)
         pairs = [MinedPair(a, b, float(s), int(s >= cut)) for a, b, s in zip(first, second, scores)]
         if top_k is None:
             pairs = [p for p in pairs if p.lbl]
@@ -282,27 +293,6 @@ class Model:
         return EmbeddingsFile(path)
 
 
-def model_info(architecture: str, encoder: Any, max_length: int, pooling: str | None, both_orders: bool | None, threshold: float,
-               precision: str, backend: str, origin: dict[str, Any]) -> dict[str, Any]:
-    """`Model.info` (and `Description.info`): what the model is, how it scores, where it came from."""
-    return {
-        "architecture": architecture,
-        "encoder": {
-            "model_type": encoder.model_type,
-            "name": getattr(encoder, "_name_or_path", "") or None,
-            "layers": getattr(encoder, "num_hidden_layers", None),
-            "hidden_size": getattr(encoder, "hidden_size", None),
-        },
-        "max_length": max_length,
-        "pooling": pooling,
-        "both_orders": both_orders,
-        "threshold": float(threshold),
-        "precision": precision,
-        "backend": backend,
-        **origin,
-    }
-
-
 @dataclass(frozen=True)
 class Description:
     """A model as `describe` reads it: everything but its network. What a server's HTTP process
@@ -318,6 +308,7 @@ class Description:
     threshold: float
     origin: dict[str, Any]
     graph: Path | None = None  # an ONNX export's model.onnx: only backend=onnx | openvino run it
+    calibration: Calibration | None = None
 
     @property
     def inputs(self) -> PairInputs:
@@ -328,14 +319,18 @@ class Description:
         """The width of the sentence embeddings (bi-encoders; None for a cross-encoder)."""
         return None if self.architecture == "CrossEncoder" else int(self.encoder.hidden_size)
 
-    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None) -> dict[str, Any]:
+    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None, calibrated: bool = False) -> dict[str, Any]:
         """`Model.info` as `load` with these settings would give it: the backend and precision a
         scorer plans on this host (sts.core.scorer.plan; OpenVINO may compile another float
         precision than asked on a CPU without it, which only the loaded model can read back)."""
         from sts.core.scorer import plan
 
         backend, _, ran = plan(precision, device, backend, quantize, self.architecture == "CrossEncoder", self.graph)
-        return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, self.threshold, ran, backend, self.origin)
+        if calibrated and self.calibration is None:
+            raise STSError(MISSING)
+        threshold = self.calibration.at(self.threshold) if calibrated and self.calibration is not None else self.threshold
+        return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, threshold, ran, backend, self.origin,
+                          self.calibration, calibrated)
 
 
 def describe(path: str | Path | None = None, *, both_orders: bool | None = None, pooling: str | None = None, max_length: int | None = None) -> Description:
@@ -349,22 +344,25 @@ def describe(path: str | Path | None = None, *, both_orders: bool | None = None,
     if path is None:
         tokenizer, encoder = bundled.parts()
         record = bundled.record()
-        found = Description("BiEncoder", tokenizer, encoder, bundled.MAX_LENGTH, bundled.POOLING, None, float(record["threshold"]), _bundled_origin(record))
+        found = Description("BiEncoder", tokenizer, encoder, bundled.MAX_LENGTH, bundled.POOLING, None, float(record["threshold"]),
+                            _bundled_origin(record), calibration=bundled.calibration(record))
     elif file_like:
         payload, tokenizer, encoder = checkpoint.describe(path)
         hp = payload["hparams"]
         cross = payload["architecture"] == "CrossEncoder"
         found = Description(payload["architecture"], tokenizer, encoder, hp.get("max_length", 128), hp.get("pooling", "cls" if cross else "mean"),
-                            hp.get("both_orders", False) if cross else None, float(payload["threshold"]), _file_origin(path, payload.get("metrics", {})))
+                            hp.get("both_orders", False) if cross else None, float(payload["threshold"]), file_origin(path, payload.get("metrics", {}), hparams_rules.split(hp)[1]),
+                            calibration=Calibration.from_record(payload["calibration"]) if payload.get("calibration") else None)
     elif onnx_folder.is_export(path):
         export = onnx_folder.read(path)
         meta = export.meta
         found = Description(meta["architecture"], export.tokenizer, export.config, meta["max_length"], meta["pooling"],
                             meta["both_orders"] if meta["architecture"] == "CrossEncoder" else None, meta["threshold"],
-                            _folder_origin(path, export.info), graph=export.graph)
+                            _folder_origin(path, export.info), graph=export.graph, calibration=pretrained.probability(Path(path)))
     else:
         architecture, tokenizer, encoder, length, pooled, threshold, folder_info = pretrained.describe(str(path), pooling, max_length)
-        found = Description(architecture, tokenizer, encoder, length, pooled, False if architecture == "CrossEncoder" else None, threshold, _folder_origin(path, folder_info))
+        found = Description(architecture, tokenizer, encoder, length, pooled, False if architecture == "CrossEncoder" else None, threshold, _folder_origin(path, folder_info),
+                            calibration=pretrained.probability(Path(path)))
     if both_orders is not None:
         if found.architecture != "CrossEncoder":
             if both_orders:
@@ -399,16 +397,6 @@ def _bundled_origin(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _file_origin(path: str | Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "source": str(path),
-        "threshold_source": f"dev of {metrics.get('data', 'its training data')}, chosen at training",
-        "metrics": {k: v for k, v in metrics.items() if k not in ("config", "data")},
-        "trained_on": metrics.get("data"),
-        "made_by": metrics.get("config"),
-    }
-
-
 def _folder_origin(path: str | Path, folder_info: dict[str, Any]) -> dict[str, Any]:
     return {"source": str(path), **folder_info, "made_by": "an exported or pretrained folder"}
 
@@ -429,6 +417,7 @@ def load(
     backend: str = "auto",
     quantize: str | None = None,
     calibration: Sequence[str] | None = None,
+    calibrated: bool = False,
 ) -> Model:
     """A model to score with.
 
@@ -442,7 +431,9 @@ def load(
     network in ONNX Runtime, int8 (`quantize`), `backend="openvino"` in OpenVINO (bf16 where the
     CPU has AMX, int8 with quantize="static"); the default `auto` picks torch where the hardware
     has native bf16 and OpenVINO int8 on other CPUs (sts.core.precision.choose_backend); see
-    sts.core.backends for what each costs."""
+    sts.core.backends for what each costs. `calibrated=True` scores probabilities of "similar"
+    (the model's calibration, fitted on dev; refused for a model without one) and maps the
+    threshold through the same monotone map, so labels stay as they are."""
     from sts.io import bundled, checkpoint, onnx_folder, pretrained
 
     file_like = _file_like(path)
@@ -451,10 +442,11 @@ def load(
         module: PairModel = bundled.module()
         record = bundled.record()
         module.threshold = float(record["threshold"])
+        module.calibration = bundled.calibration(record)
         info = _bundled_origin(record)
     elif file_like:
         module = checkpoint.load(path)
-        info = _file_origin(path, dict(getattr(module, "checkpoint_metrics", {})))
+        info = file_origin(path, dict(module.checkpoint_metrics), module.trained_with)
     elif onnx_folder.is_export(path):
         module, folder_info = onnx_folder.load(path)
         info = _folder_origin(path, folder_info)
@@ -464,4 +456,5 @@ def load(
     set_both_orders(module, both_orders)
     if isinstance(module, CrossEncoder) and pooling is not None and pooling != module.pooling:
         raise STSError(f"pooling={pooling}: this cross-encoder pools with {module.pooling}")
-    return Model(module, info, batch_size=batch_size, precision=precision, device=device, backend=backend, quantize=quantize, calibration=calibration)
+    return Model(module, info, batch_size=batch_size, precision=precision, device=device, backend=backend, quantize=quantize, calibration=calibration,
+                 calibrated=calibrated)

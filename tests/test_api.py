@@ -101,6 +101,39 @@ def test_exported_folder_loads_back_with_the_same_scores(model_file: str, fmt: s
     assert folder.architecture == ours.architecture
     np.testing.assert_allclose(folder.score(S1, S2), ours.score(S1, S2), atol=1e-5)
     assert folder.threshold == pytest.approx(ours.threshold) and folder.info["threshold_source"] == "export"
+    assert folder.module.calibration == ours.module.calibration is not None
+
+
+@pytest.mark.parametrize("source", ["bundled", "tiny_model_file", "tiny_cross_model_file"])
+def test_calibrated_scores_are_probabilities_with_the_same_labels(source: str, request) -> None:
+    """calibrated=True: score is the model's probability of "similar", the threshold is mapped
+    through the same map, and every label (score, label, DataFrame, mine) stays as it was."""
+    path = None if source == "bundled" else request.getfixturevalue(source)
+    raw, calibrated = sts.load(path, precision="fp32"), sts.load(path, precision="fp32", calibrated=True)
+    calibration = raw.module.calibration
+    assert calibration is not None and calibrated.info["calibration"] == calibration.describe() and calibrated.info["calibrated"]
+    assert calibrated.threshold == pytest.approx(calibration.at(raw.threshold)) and raw.threshold == raw.module.threshold
+    first, second = S1 * 3 + ["a man plays a guitar"], S2 + S1 + list(reversed(S2)) + ["a man is playing the guitar"]
+    probabilities = calibrated.score(first, second)
+    np.testing.assert_allclose(probabilities, calibration(torch.from_numpy(raw.score(first, second, clip=False))).numpy(), atol=1e-6)
+    assert ((probabilities >= calibrated.threshold) == (raw.score(first, second) >= raw.threshold)).all()
+    assert calibrated.label(first, second).tolist() == raw.label(first, second).tolist()
+    frame = calibrated.score(pd.DataFrame({"line1": first, "line2": second}))
+    assert frame["lbl"].tolist() == raw.label(first, second).tolist()
+    assert sts.describe(path).info(precision="fp32", calibrated=True) == calibrated.info
+    if raw.architecture == "BiEncoder":
+        mined = {(p.sentence1, p.sentence2): p.lbl for p in calibrated.mine(first + second, top_k=3)}
+        assert mined == {(p.sentence1, p.sentence2): p.lbl for p in raw.mine(first + second, top_k=3)}
+
+
+def test_calibrated_is_refused_for_a_model_without_calibration(tiny_model_file: Path, tmp_path: Path) -> None:
+    module = checkpoint.load(tiny_model_file)
+    module.calibration = None
+    bare = checkpoint.save(module, tmp_path / "bare.pt")
+    assert sts.load(bare).info["calibration"] is None
+    for call in (lambda: sts.load(bare, calibrated=True), lambda: sts.describe(bare).info(calibrated=True)):
+        with pytest.raises(STSError, match="^calibrated=true: this model has no calibration; fit one on dev with `python -m sts.commands.calibrate"):
+            call()
 
 
 def test_foreign_encoder_folder_is_an_uncalibrated_bi_encoder(tiny_encoder: str) -> None:

@@ -143,6 +143,9 @@ DAMAGED = [
     ("hub attention kernel", lambda c: c["sts"]["encoder_config"].update(_attn_implementation="kernels-community/flash-attn"), "_attn_implementation='kernels-community/flash-attn': only eager"),
     ("attention falling back to hub kernels", lambda c: c["sts"]["encoder_config"].update(attn_implementation="flash_attention_2"), "attn_implementation='flash_attention_2': only eager"),
     ("metrics not a dict", lambda c: c["sts"].update(metrics="fast"), "sts.metrics is not a mapping"),
+    ("decreasing calibration", lambda c: c["sts"].update(calibration={"method": "platt", "input": "score", "a": -3.0, "b": 0.0}),
+     "has a=-3.0, which must be a number in (0, 1e+06]"),
+    ("calibration carrying more", lambda c: c["sts"]["calibration"].update(hook="os.system"), "has unknown key(s) ['hook']"),
 ]
 
 
@@ -171,6 +174,7 @@ FIELDS = [
     ("encoder_config", "num_attention_heads"), ("encoder_config", "type_vocab_size"), ("encoder_config", "layer_norm_eps"),
     ("encoder_config", "hidden_act"), ("encoder_config", "pad_token_id"), ("encoder_config", "position_embedding_type"), ("encoder_config", "intermediate_size"), ("tokenizer_files",), ("tokenizer_files", "tokenizer.json"),
     ("tokenizer_files", "tokenizer_config.json"), ("tokenizer_files", "special_tokens_map.json"), ("threshold",), ("metrics",), ("format",),
+    ("calibration",), ("calibration", "method"), ("calibration", "input"), ("calibration", "a"), ("calibration", "b"), ("calibration", "x"), ("calibration", "y"), ("calibration", "fitted_on"),
 ]
 DELETE = object()
 PATHS = ["/tmp/sts-fuzz-pwned", "../../sts-fuzz-pwned", "~/.bashrc", "C:\\evil", "site-packages/evil.pth", "\x00", "a" * 300]

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from sts.api import Model, load
 from sts.commands.cli import entry, run
 from sts.config import options, scoring_settings
+from sts.core.calibration import ECE_BINS, Calibration, ece, figures, probabilities, reliability
 from sts.core.metrics import choose_threshold, pair_metrics
 from sts.data.readers import SPLITS, Pairs, read_splits
 from sts.data.tables import check_apart, marker_content
@@ -27,6 +28,7 @@ from sts.errors import STSError
 METRICS = ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "mcc", "auroc", "average_precision")
 HEADERS = {"average_precision": "ap"}
 CURVES = ("pr", "roc")
+BINNING = f"ECE over {ECE_BINS} equal-width bins of the probability"
 
 
 def read_split(data: DictConfig, split: str) -> tuple[Pairs, float]:
@@ -44,14 +46,16 @@ def read_split(data: DictConfig, split: str) -> tuple[Pairs, float]:
     return pairs[split], 0.5 if pairs[split].binary else float(data.positive_threshold)
 
 
-def metrics_by_group(scores: np.ndarray, pairs: Pairs, positive_threshold: float, threshold: float) -> dict[str, dict[str, float]]:
-    """Metrics for all pairs and, when the data carries genres (STS-B), for each genre."""
+def metrics_by_group(scores: np.ndarray, pairs: Pairs, positive_threshold: float, threshold: float, calibration: Calibration | None = None) -> dict[str, dict[str, float]]:
+    """Metrics for all pairs and, when the data carries genres (STS-B), for each genre: those of
+    the threshold, and ECE and Brier score of the raw score and of the `calibration`'s probability."""
     groups = {"all": np.arange(len(pairs))}
     genres = np.asarray(pairs.meta.get("genre", []))
     for genre in sorted(set(genres.tolist())):
         groups[genre] = np.flatnonzero(genres == genre)
     return {
-        name: pair_metrics(torch.from_numpy(scores[idx]), torch.from_numpy(pairs.gold[idx]), positive_threshold, threshold) | {"n": len(idx)}
+        name: pair_metrics(torch.from_numpy(scores[idx]), torch.from_numpy(pairs.gold[idx]), positive_threshold, threshold)
+        | figures(torch.from_numpy(scores[idx]), torch.from_numpy(pairs.gold[idx] >= positive_threshold), calibration) | {"n": len(idx)}
         for name, idx in groups.items()
     }
 
@@ -114,6 +118,25 @@ def plot_curve(scores: np.ndarray, positive: np.ndarray, threshold: float, kind:
     return path
 
 
+def plot_reliability(scores: np.ndarray, positive: np.ndarray, calibration: Calibration | None, path: Path, title: str) -> Path:
+    """Reliability diagram: share of similar pairs against mean probability per ECE bin, for the
+    raw score read as a probability and for the calibrated one; the diagonal is perfect."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    raw = torch.from_numpy(scores)
+    curves = {"raw score": probabilities(raw)} | ({"calibrated": calibration(raw)} if calibration is not None else {})
+    for label, p in curves.items():
+        points = reliability(p, torch.from_numpy(positive))
+        ax.plot(points["probability"], points["positive"], "o-", markersize=4, label=f"{label}: ECE {ece(p, torch.from_numpy(positive)):.3f}")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted probability ({ECE_BINS} equal-width bins)", ylabel="share of similar pairs", title=title)
+    ax.legend(loc="upper left")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
 def plotting(plots: str | bool) -> bool:
     """Whether to draw: plots=auto draws when the analysis extra (matplotlib, scikit-learn) is installed."""
     installed = all(importlib.util.find_spec(name) is not None for name in ("matplotlib", "sklearn"))
@@ -144,7 +167,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     except OSError as e:
         raise STSError(f"{out_dir}: cannot create out_dir ({e.strerror or e})") from None
     pairs, positive_threshold = read_split(cfg.data, cfg.split)
-    model = load(cfg.ckpt, **scoring_settings(cfg), both_orders=cfg.get("both_orders"))
+    # the raw score, as training measured it; calibration is measured beside it (ECE, Brier)
+    model = load(cfg.ckpt, **(scoring_settings(cfg) | {"calibrated": False}), both_orders=cfg.get("both_orders"))
+    calibration = model.module.calibration
     if cfg.threshold is not None and cfg.get("threshold_objective"):
         raise STSError("threshold= and threshold_objective= both set: give a threshold, or an objective to choose one on this split")
     scores = model.score(pairs.sentence1, pairs.sentence2, clip=False, progress=cfg.progress, chunk_size=int(cfg.chunk_size))
@@ -153,12 +178,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threshold_objective"):
         threshold = choose_threshold(torch.from_numpy(scores), torch.from_numpy(pairs.gold) >= positive_threshold, cfg.threshold_objective)
         chosen = f"chosen on this split by {cfg.threshold_objective}; pass threshold={threshold:.4f} to predict.py to use it"
-    results = metrics_by_group(scores, pairs, positive_threshold, threshold)
+    results = metrics_by_group(scores, pairs, positive_threshold, threshold, calibration)
     name = f"{model.architecture} on {cfg.data.name} {cfg.split}"
     score_range = None if pairs.binary else cfg.data.score_range
     plots = [
         plot_scatter(scores, pairs.gold, score_range, threshold, out_dir / "scatter.png", name),
         plot_curve(scores, pairs.gold >= positive_threshold, threshold, cfg.curve, out_dir / f"{cfg.curve}_curve.png", name),
+        plot_reliability(scores, pairs.gold >= positive_threshold, calibration, out_dir / "reliability.png", name),
     ] if plotting(cfg.get("plots", "auto")) else []
     record = {
         "ckpt": str(cfg.ckpt) if cfg.ckpt else "bundled",
@@ -167,12 +193,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "threshold": threshold,
         "threshold_chosen": chosen,
         "positive_threshold": positive_threshold,
+        "calibration": {"map": calibration.describe() if calibration is not None else None, "ece_binning": BINNING},
         "metrics": _json_safe(results),
         "plots": [p.name for p in plots if p],
     }
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     print(format_table(table_rows(results), title=f"{name}: {len(pairs)} pairs, x100, threshold {threshold:.3f}"))
     print(f"threshold {threshold:.4f}: {chosen}")
+    overall = results["all"]
+    if "ece" in overall:
+        print(f"calibration ({BINNING}): ECE {overall['ece_raw']:.4f} -> {overall['ece']:.4f}, Brier {overall['brier_raw']:.4f} -> {overall['brier']:.4f} (raw score -> calibrated)")
+    else:
+        print(f"calibration ({BINNING}): ECE {overall['ece_raw']:.4f}, Brier {overall['brier_raw']:.4f} of the raw score (the model has no calibration)")
     print(f"wrote {out_dir / 'metrics.json'}" + (f" and {', '.join(p.name for p in plots if p)}" if any(plots) else ""))
     return record
 

@@ -76,7 +76,7 @@ def compose(config_name: str = "train", overrides: list[str] | None = None, outp
 
 def scoring_settings(cfg: Any) -> dict[str, Any]:
     """How a command's config says to score (the `scoring` fields every scoring config shares:
-    device, precision, batch size, backend, quantize, calibration): the keyword arguments of `sts.load`."""
+    device, precision, batch size, backend, quantize, calibration, calibrated): the keyword arguments of `sts.load`."""
     from sts.core.backends import read_calibration
 
     return {
@@ -86,6 +86,7 @@ def scoring_settings(cfg: Any) -> dict[str, Any]:
         "backend": cfg.backend,
         "quantize": cfg.quantize,
         "calibration": read_calibration(cfg.calibration),
+        "calibrated": bool(cfg.calibrated),
     }
 
 

@@ -201,6 +201,7 @@ SCORING: dict[str, Rule] = {
     "backend": choice(*BACKENDS),
     "quantize": optional(choice(*QUANTIZATIONS)),
     "calibration": optional(text()),
+    "calibrated": boolean(),
     "device": device(),
     "progress": PROGRESS,
     "overwrite": boolean(),
@@ -297,6 +298,7 @@ SERVE: dict[str, Rule] = {
     "backend": choice(*BACKENDS),
     "quantize": optional(choice(*QUANTIZATIONS)),
     "calibration": optional(text()),
+    "calibrated": boolean(),
     "max_pairs": integer(1, 10**7),
     "max_chars": integer(1, 10**7),
     "max_tokens": optional(integer(1, 10**10)),
@@ -312,6 +314,16 @@ EXPORT: dict[str, Rule] = {
     "format": choice("sentence-transformers", "hf", "onnx"),
     "out": text(),
     "overwrite": boolean(),
+}
+
+CALIBRATE: dict[str, Rule] = {
+    "ckpt": text(),
+    **DATA,
+    "out": text(),
+    "overwrite": boolean(),
+    "batch_size": BATCH,
+    "device": device(),
+    "seed": SEED,
 }
 
 AUGMENT: dict[str, Rule] = {

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sts.core.calibration import Calibration
 from sts.core.inputs import PairInputs
 
 Encode = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # a batch of padded token ids -> embeddings or logits
@@ -38,6 +39,8 @@ class PairModel(nn.Module):
         self.max_length = max_length
         self.freeze_encoder = freeze_encoder
         self.threshold = 0.5
+        # P(similar | score), fitted on dev (sts.core.calibration); None: scores are not calibrated
+        self.calibration: Calibration | None = None
         # what a loaded model file recorded: its metrics and how it was trained (sts.io.checkpoint.load fills them in)
         self.checkpoint_metrics: dict[str, Any] = {}
         self.trained_with: dict[str, Any] = {}
@@ -102,6 +105,7 @@ class PairModel(nn.Module):
             "encoder_config": self.encoder.config.to_dict(),
             "tokenizer_files": files,
             "threshold": float(self.threshold),
+            "calibration": self.calibration.record if self.calibration is not None else None,
         }
 
     # --- scoring raw text ---------------------------------------------------------------------

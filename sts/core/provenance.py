@@ -63,7 +63,7 @@ def versions() -> dict[str, str]:
 
     import torch
 
-    found = {"python": platform.python_version(), "torch": torch.__version__}
+    found = {"python": platform.python_version(), "torch": str(torch.__version__)}  # a plain str: a model file records it
     for name in ("lightning", "transformers"):
         try:
             found[name] = version(name)

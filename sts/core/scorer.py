@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sts.core.calibration import MISSING
 from sts.core.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder, exported_graph, graph_backend
 from sts.errors import STSError
 from sts.core.model import Encode, PairModel
@@ -29,10 +30,15 @@ class Scorer:
     static (NNCF's int8 graph)). auto: sts.core.precision.choose_backend. quantize None: the backend's
     default (onnx dynamic, openvino none). A model loaded from an ONNX export runs its graph:
     auto is ONNX Runtime on it as exported (fp32), torch is refused (sts.core.backends.graph_backend).
+    calibrated: scores are the model's probabilities of "similar" (`module.calibration`, fitted on
+    dev) and `threshold` the decision threshold mapped through the same map, so labels are unchanged.
     """
 
     def __init__(self, module: PairModel, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
-                 quantize: str | None = None, calibration: Sequence[str] | None = None) -> None:
+                 quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False) -> None:
+        if calibrated and module.calibration is None:
+            raise STSError(MISSING)
+        self.calibration = module.calibration if calibrated else None
         backend, quantize, self.precision = plan(precision, device, backend, quantize, module.joined, exported_graph(module))
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
@@ -54,9 +60,18 @@ class Scorer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def threshold(self) -> float:
+        """The decision threshold on the scale of the scores this scorer returns."""
+        raw = float(self.module.threshold)
+        return raw if self.calibration is None else self.calibration.at(raw)
+
     def __call__(self, texts1: Sequence[str], texts2: Sequence[str], clip: bool = True) -> np.ndarray:
+        """Scores in input order: the model's (a cosine below 0 clipped to 0 unless `clip` is
+        false), or its calibrated probabilities (in 0-1, `clip` aside)."""
         with self.autocast():
-            return self.module.score_texts(texts1, texts2, self.batch_size, clip=clip, encode=self.encode)
+            scores = self.module.score_texts(texts1, texts2, self.batch_size, clip=clip and self.calibration is None, encode=self.encode)
+        return scores if self.calibration is None else self.calibration.apply(scores, self.module.threshold)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Pooled embeddings (bi-encoders), float32, in input order, at this scorer's precision and backend."""

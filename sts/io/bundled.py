@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sts.core import BiEncoder
+from sts.core.calibration import Calibration, stored
 
 NAME = "all-MiniLM-L6-v2"
 RECORD = Path(__file__).resolve().parent.parent / "resources" / "bundled" / f"{NAME}.json"
@@ -40,5 +41,10 @@ def parts() -> tuple[Any, Any]:
 
 
 def record() -> dict[str, Any]:
-    """The shipped calibration: threshold and STS-B dev/test metrics."""
+    """The shipped calibration: threshold, probability calibration and STS-B dev/test metrics."""
     return json.loads(RECORD.read_text())
+
+
+def calibration(found: dict[str, Any]) -> Calibration | None:
+    """The record's probability calibration, checked as a model file's is (None when it has none)."""
+    return stored(found.get("calibration"), f"{RECORD}: field calibration")

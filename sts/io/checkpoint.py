@@ -22,6 +22,8 @@ from sts.core import checks
 from sts.errors import STSError
 from sts.core import ARCHITECTURES, PairModel
 from sts.core import hparams as hparams_rules
+from sts.core.calibration import Calibration
+from sts.core.calibration import rule as calibration_rule
 from sts.io.encoders import check_tokenizer
 
 
@@ -134,6 +136,8 @@ def _check_payload(path: Path, payload: dict[str, Any]) -> None:
         except checks.Invalid as e:
             raise STSError(f"{path}: checkpoint field sts.tokenizer_files['tokenizer_config.json'] {e}") from None
     payload["threshold"] = _field(path, "sts.threshold", payload.get("threshold", 0.5), checks.number(0, 1))
+    calibration = payload.get("calibration")
+    payload["calibration"] = None if calibration is None else _field(path, "sts.calibration", calibration, calibration_rule())
     metrics = payload.get("metrics", {})
     if not isinstance(metrics, dict):
         raise STSError(f"{path}: checkpoint field sts.metrics is not a mapping")
@@ -236,6 +240,7 @@ def build(payload: dict[str, Any], path: str | Path = "checkpoint", tokenizer: A
         raise STSError(f"{path}: the payload does not describe a valid {architecture} ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
     check_vocabulary(path, tokenizer, encoder.config)
     module.threshold = float(payload.get("threshold", 0.5))
+    module.calibration = Calibration.from_record(payload["calibration"]) if payload.get("calibration") else None
     return module
 
 

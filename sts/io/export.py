@@ -9,6 +9,9 @@
 - `onnx`: model.onnx, the fp32 graph of the model's network pass (token ids -> pooled embeddings,
   or a cross-encoder's logit) that backend=onnx | openvino run, beside the tokenizer and
   sts_onnx.json; `sts.load(folder)` scores with it as the model file does (sts.io.onnx_folder).
+- every format: the threshold, probability calibration and metrics of the model file in
+  `.sts-export.json`, which `sts.load(folder)` reads back (checked), and README.md, the model card
+  the Hugging Face Hub reads (sts.io.model_card), written from the model file's record.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from typing import Any
 
 from torch import nn
 
-from sts.io import checkpoint, onnx_folder
+from sts.io import checkpoint, model_card, onnx_folder
 
 from sts.data.tables import check_apart, marker_content
 from sts.errors import STSError
@@ -122,6 +125,13 @@ def save_onnx(module: PairModel, folder: Path) -> None:
 WRITERS: dict[str, Callable[[PairModel, Path], None]] = {"sentence-transformers": save_sentence_transformers, "hf": save_hf, "onnx": save_onnx}
 
 
+def card_info(module: PairModel, ckpt: str | Path) -> dict[str, Any]:
+    """What `sts.load(ckpt).info` says about the model file, for its card (how it scores aside)."""
+    origin = model_card.file_origin(ckpt, module.checkpoint_metrics, module.trained_with)
+    return model_card.model_info(type(module).__name__, module.encoder.config, module.max_length, getattr(module, "pooling", None),
+                                 getattr(module, "both_orders", None), module.threshold, "fp32", "torch", origin, module.calibration)
+
+
 def is_export(folder: Path) -> bool:
     """Whether `folder` holds a marker as export() writes it (format, architecture, threshold):
     an empty or foreign file of that name does not make a user's folder ours to replace."""
@@ -166,7 +176,9 @@ def export(ckpt: str | Path, format: str, out: str | Path, overwrite: bool = Fal
         if getattr(module, "both_orders", False) and format != "onnx":  # sts.load(<onnx export>) scores both, as the file does
             warnings.warn(f"{ckpt} scores each pair in both orders; a {format} export scores one order per call (score both and average the logits to match)", stacklevel=2)
         WRITERS[format](module, tmp)
-        record = {"ckpt": str(ckpt), "format": format, "architecture": type(module).__name__, "threshold": module.threshold}
+        (tmp / model_card.FILE).write_text(model_card.render(card_info(module, ckpt), format, out.name), encoding="utf-8")
+        record = {"ckpt": str(ckpt), "format": format, "architecture": type(module).__name__, "threshold": module.threshold,
+                  "calibration": module.calibration.record if module.calibration is not None else None}
         write_json(tmp / MARKER, record | {"metrics": getattr(module, "checkpoint_metrics", {})})
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)

@@ -36,7 +36,7 @@ from sts.core.pooling import POOLING_MODES
 from sts.errors import STSError
 from sts.io.checkpoint import check_encoder_config, check_vocabulary, encoder_config
 from sts.io.encoders import check_source, check_tokenizer, read_json_object
-from sts.io.pretrained import calibration
+from sts.io.pretrained import calibration, probability
 
 METADATA = "sts_onnx.json"
 GRAPH = "model.onnx"
@@ -293,4 +293,5 @@ def load(folder: str | Path) -> tuple[PairModel, dict[str, Any]]:
         if module.head is not None and found.head is not None:
             module.head.load_state_dict(found.head)
     module.threshold = meta["threshold"]
+    module.calibration = probability(found.folder)
     return module.eval(), found.info

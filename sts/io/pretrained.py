@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sts.io.checkpoint import ENCODER_TYPES
+from sts.core.calibration import Calibration, stored
 from sts.errors import STSError
 from sts.core import BiEncoder, CrossEncoder, PairModel
 from sts.io.encoders import check_source, check_tokenizer, check_weights_fit, load_pretrained, read_json_object, refuse_missing, sentence_transformers_pooling
@@ -116,6 +117,12 @@ def calibration(folder: Path) -> tuple[float, dict[str, Any]]:
     return (float(threshold) if calibrated else 0.5), info
 
 
+def probability(folder: Path) -> Calibration | None:
+    """The probability calibration export.py's marker records (checked as a model file's is), or None."""
+    marker = read_json_object(folder / MARKER) if (folder / MARKER).is_file() else {}
+    return stored(marker.get("calibration"), f"{folder / MARKER}: field calibration")
+
+
 def _failing(name: str, build: Callable[[], Any]) -> Any:
     try:
         return build()
@@ -131,6 +138,7 @@ def load(name: str, pooling: str | None = None, max_length: int | None = None) -
     config = _config(name)
     module = _failing(name, lambda: _build(name, Path(name), config, pooling, max_length))
     module.threshold, info = calibration(Path(name))
+    module.calibration = probability(Path(name))
     return module.eval(), info
 
 

@@ -243,7 +243,8 @@ def finish(
         metrics |= {f"test/{k}": v for k, v in model.last_metrics["test"].items()}
     metrics["train_seconds"] = train_seconds + float(record.get("stage_seconds", 0.0))
     if trainer.is_global_zero:
-        model_file = checkpoint.save(model.model, cfg.model_file, metrics | {"data": cfg.data.name, "config": config}, model.training_hparams)
+        run = run_record(cfg, model, trainer, record)
+        model_file = checkpoint.save(model.model, cfg.model_file, metrics | {"data": cfg.data.name, "config": config, "run": run}, model.training_hparams)
         write_record(cfg, model, trainer, metrics, Path(cfg.paths.output_dir) / "metrics.json", record)
         print(format_table(summary_rows(metrics), title=f"{type(model.model).__name__} on {cfg.data.name} (x100)"))
         print(f"model: {model_file}")
@@ -318,6 +319,14 @@ def use_selected_weights(trainer: L.Trainer, task: PairTask, best: Path | None) 
 def write_record(cfg: DictConfig, task: PairTask, trainer: L.Trainer, metrics: dict[str, float], path: Path, record: dict[str, Any] | None = None) -> None:
     """metrics.json: the run's figures with what produced them, for experiments/report.py and
     collect.py; `record` adds fields or replaces them (a soup's loss and epochs, a recipe's stages)."""
+    fields = run_record(cfg, task, trainer) | {"metrics": metrics}
+    path.write_text(json.dumps(fields | (record or {}), indent=2) + "\n")
+
+
+def run_record(cfg: DictConfig, task: PairTask, trainer: L.Trainer, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What produced a model: experiment, data, encoder, loss, epochs, seed, hardware, versions,
+    commit and command; metrics.json and the model file (its card) carry it. `record`'s flat
+    fields (a soup's loss, a recipe's stage_seconds) replace these; nested ones stay in metrics.json."""
     fields = {
         "experiment": cfg.task_name,
         "architecture": type(task.model).__name__,
@@ -328,13 +337,13 @@ def write_record(cfg: DictConfig, task: PairTask, trainer: L.Trainer, metrics: d
         "epochs": trainer.current_epoch if cfg.train else 0,
         "steps": trainer.global_step,
         "seed": cfg.seed,
-        "metrics": metrics,
         "hardware": provenance.hardware(),
         "versions": provenance.versions(),
         "git_commit": provenance.git_commit(),
         "command": provenance.command(),
     }
-    path.write_text(json.dumps(fields | (record or {}), indent=2) + "\n")
+    flat = {k: v for k, v in (record or {}).items() if k != "metrics" and (v is None or isinstance(v, (str, int, float, bool)))}
+    return fields | flat
 
 
 def pretrained_name(name_or_path: str | None) -> str:

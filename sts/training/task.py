@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics import CatMetric
 from transformers import get_linear_schedule_with_warmup
 
+from sts.core.calibration import figures, fit_model
 from sts.core.metrics import choose_threshold, pair_metrics, parse_objective
 from sts.core.model import PairModel
 from sts.errors import STSError
@@ -109,8 +110,13 @@ class PairTask(L.LightningModule):
         self.golds[split].reset()
         positive_threshold = self._positive_threshold()
         if split == "val":
-            self.model.threshold = choose_threshold(scores.cpu(), gold.cpu() >= positive_threshold, self.threshold_objective)
+            positive = gold.cpu() >= positive_threshold
+            self.model.threshold = choose_threshold(scores.cpu(), positive, self.threshold_objective)
+            if 0 < int(positive.sum()) < len(positive):  # a probability needs both outcomes on dev
+                fitted_on = f"dev, {len(positive)} pairs, similar = gold >= {positive_threshold:g} of the score range"
+                self.model.calibration = fit_model(scores.cpu(), positive, fitted_on)
         metrics = pair_metrics(scores.cpu(), gold.cpu(), positive_threshold, self.model.threshold)
+        metrics |= figures(scores.cpu(), gold.cpu() >= positive_threshold, self.model.calibration)
         self.last_metrics[split] = metrics
         self.log_dict({f"{split}/{k}": v for k, v in metrics.items() if k != "spearman"})
         self.log(f"{split}/spearman", metrics["spearman"], prog_bar=True)

@@ -29,9 +29,14 @@ def test_stsb_test_split_with_genres_json_and_plots(tiny_model_file: Path, tmp_p
     for key in ("pearson", "spearman", "accuracy", "precision", "recall", "f1", "auroc", "average_precision", "mcc"):
         assert -1 <= metrics["all"][key] <= 1
     assert json.loads((tmp_path / "metrics.json").read_text()) == record
-    for plot in ("scatter.png", "pr_curve.png"):
+    for plot in ("scatter.png", "pr_curve.png", "reliability.png"):
         assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = capsys.readouterr().out.splitlines()
+    for key in ("ece_raw", "brier_raw", "ece", "brier"):  # the raw score read as a probability, and calibrated
+        assert 0 <= metrics["all"][key] <= 1 and 0 <= metrics["news"][key] <= 1
+    assert record["calibration"] == {"map": checkpoint.load(tiny_model_file).calibration.describe(), "ece_binning": "ECE over 15 equal-width bins of the probability"}
+    printed = capsys.readouterr().out
+    assert f"ECE {metrics['all']['ece_raw']:.4f} -> {metrics['all']['ece']:.4f}" in printed
+    table = printed.splitlines()
     assert table[1].split() == ["subset", "n", "pearson", "spearman", "accuracy", "precision", "recall", "f1", "mcc", "auroc", "ap"]
     assert table[3].split()[:2] == ["all", "1379"]
 

@@ -28,6 +28,36 @@ def run_export(ckpt: Path, out: Path, fmt: str) -> Path:
     return export(compose_config("export", [f"ckpt={ckpt}", f"format={fmt}", f"out={out}"]))
 
 
+CARD_SECTIONS = ("## Use", "## Intended use and limits", "## Training", "## Evaluation", "## Decision threshold", "## Calibration",
+                 "## Other recorded results", "## Provenance")
+
+
+def check_card(out: Path, ckpt: Path, fmt: str) -> None:
+    """README.md: front matter the Hub reads (valid YAML, library, tags, data set, metrics with the
+    model file's values), then every section, each fact as `sts.load(ckpt).info` gives it."""
+    import yaml
+
+    import sts
+
+    text = (out / "README.md").read_text()
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    info = sts.load(ckpt).info
+    assert meta["library_name"] == {"sentence-transformers": "sentence-transformers", "hf": "transformers", "onnx": "onnx"}[fmt]
+    assert meta["datasets"] == ["sentence-transformers/stsb"] and meta["language"] == ["en"] and "sentence-similarity" in meta["tags"]
+    results = meta["model-index"][0]["results"]
+    assert [r["dataset"]["split"] for r in results] == ["test", "validation"]
+    spearman = next(m for m in results[0]["metrics"] if m["type"] == "spearmanr")
+    assert spearman["value"] == round(info["metrics"]["test/spearman"], 4)
+    for section in CARD_SECTIONS:
+        assert section in body, section
+    run = info["run"]
+    for fact in (f"{info['threshold']:.4f}", info["calibration"], run["command"], run["hardware"], run["git_commit"], "English only",
+                 f"at most {info['max_length']} tokens", f"{100 * info['metrics']['test/spearman']:.2f}", f"{100 * info['metrics']['test/ece']:.2f}",
+                 f"chosen at training by {info['training']['threshold_objective']}", f"{info['metrics']['train_seconds'] / 60:.1f} minutes"):
+        assert str(fact) in body, fact
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
@@ -49,6 +79,8 @@ def test_bi_encoder_to_sentence_transformers_same_embeddings(model_file: str, re
     ours = checkpoint.load(ckpt).embed_texts(S1 + S2).numpy()
     theirs = SentenceTransformer(str(out), device="cpu").encode(S1 + S2, convert_to_numpy=True)
     assert cosine(ours, theirs).min() >= 0.9999
+    if model_file == "tiny_model_file":  # a trained model's record; the loader still loads the folder with the card in it
+        check_card(out, ckpt, "sentence-transformers")
 
 
 def test_sentence_transformers_folder_pooling_is_honoured(cls_model_file: Path, tiny_cfg, tiny_encoder: str, tmp_path: Path) -> None:
@@ -72,6 +104,7 @@ def test_cross_encoder_same_scores_in_sentence_transformers_and_transformers(fmt
     from transformers import AutoModelForSequenceClassification
 
     out = run_export(tiny_cross_model_file, tmp_path / fmt, fmt)
+    check_card(out, tiny_cross_model_file, fmt)
     ours = checkpoint.load(tiny_cross_model_file).score_texts(S1, S2)
     st_scores = CrossEncoder(str(out), device="cpu").predict(list(zip(S1, S2)), convert_to_numpy=True)
     assert np.abs(st_scores - ours).max() <= 1e-4
@@ -115,7 +148,8 @@ def test_onnx_export_scores_as_the_model_file(model_file: str, onnx_exports: dic
     monkeypatch.setattr(backends, "export_graph", lambda *a: pytest.fail("re-exported the graph from torch"))
     out, ckpt = onnx_exports[model_file], request.getfixturevalue(model_file)
     meta = json.loads((out / "sts_onnx.json").read_text())
-    assert {"model.onnx", "sts_onnx.json", "tokenizer_config.json"} <= {p.name for p in out.iterdir()}
+    assert {"model.onnx", "sts_onnx.json", "tokenizer_config.json", "README.md"} <= {p.name for p in out.iterdir()}
+    check_card(out, ckpt, "onnx")
     assert meta["opset"] == backends.OPSET and meta["inputs"][:2] == ["input_ids", "attention_mask"] and "torch" in meta["versions"]
     torch_scores = sts.load(ckpt, precision="fp32").score(S1, S2, clip=False)
     model = sts.load(out)  # the exported graph, run by ONNX Runtime as it is (fp32)

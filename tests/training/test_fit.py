@@ -20,6 +20,9 @@ def test_train_writes_model_with_threshold_and_metrics(tiny_cfg, overrides: list
     model_file = Path(cfg.model_file)
     payload = torch.load(model_file, weights_only=True)["sts"]
     assert payload["threshold"] == pytest.approx(metrics["val/threshold"])
+    assert payload["calibration"]["method"] in ("platt", "isotonic") and "pairs, similar = gold >= 0.8 of the score range; chosen by 5-fold cross-fitted dev ECE" in payload["calibration"]["fitted_on"]
+    assert {"val/ece", "test/brier", "test/ece_raw"} <= set(metrics)
+    assert {"command", "hardware", "git_commit", "seed", "encoder"} <= set(payload["metrics"]["run"])
     assert payload["hparams"]["freeze_encoder"] == ("model.freeze_encoder=true" in overrides)
     assert type(checkpoint.load(model_file)).__name__ == ("CrossEncoder" if "model=cross_encoder" in overrides else "BiEncoder")
 
