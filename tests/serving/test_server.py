@@ -225,6 +225,31 @@ def test_one_worker_holds_the_model_for_every_endpoint(bi_server: Server, tiny_m
         assert all(pool.map(one, range(64)))
 
 
+def _maps_torch(process: psutil.Process) -> bool:
+    return any("libtorch" in Path(m.path).name for m in process.memory_maps(grouped=True))
+
+
+def test_only_the_inference_worker_loads_torch(bi_server: Server) -> None:
+    """The serving process, LitServe's manager and the HTTP processes it forks count tokens with the
+    tokenizer alone: torch (hundreds of MiB in each) is mapped by the inference worker only."""
+    server = psutil.Process(bi_server.proc.pid)
+    workers = _inference_workers(bi_server.proc.pid)
+    front_end = [server, *(p for p in server.children(recursive=True) if p not in workers and "resource_tracker" not in " ".join(p.cmdline()))]
+    assert len(front_end) >= 3  # the serving process, LitServe's manager, one HTTP process
+    assert [p.pid for p in front_end if _maps_torch(p)] == []
+    assert all(_maps_torch(w) for w in workers)
+
+
+def test_a_bad_model_fails_in_one_line_before_serving(tmp_path: Path) -> None:
+    """The model is checked in a child process (`describe_apart`), whose error is still one line."""
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = subprocess.run([sys.executable, str(ROOT / "serve.py"), f"ckpt={bad}", f"port={free_port()}"], cwd=tmp_path, capture_output=True, text=True,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT)), timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(f"error: {bad}"), out.stderr[-2000:]
+
+
 def test_overload_is_refused_at_once_with_429(tiny_model_file: Path, tmp_path: Path) -> None:
     """Beyond max_queued items in flight a request gets 429 with Retry-After at once; every
     request gets its answer or that refusal, none a 5xx."""
