@@ -71,13 +71,18 @@ def rho(scores: np.ndarray, gold: np.ndarray) -> float:
 
 
 def bootstrap(a: np.ndarray, b: np.ndarray, gold: np.ndarray, n: int = 1000) -> list[float]:
-    """95% interval of Spearman(a) - Spearman(b) over resampled groups (paired)."""
+    """95% interval of Spearman(a) - Spearman(b) over resampled groups (paired), x100."""
     rng = np.random.default_rng(0)
     diffs = []
     for _ in range(n):
         i = rng.integers(0, len(gold), len(gold))
-        diffs.append(rho(a[i], gold[i]) - rho(b[i], gold[i]))
+        diffs.append(100 * (rho(a[i], gold[i]) - rho(b[i], gold[i])))
     return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
+
+
+def difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], sets: dict) -> dict[str, dict]:
+    """Per set: Spearman(a) - Spearman(b), x100, and its bootstrap interval."""
+    return {split: {"diff": 100 * (rho(a[split], gold) - rho(b[split], gold)), "ci95": bootstrap(a[split], b[split], gold)} for split, (_, _, gold) in sets.items()}
 
 
 def main() -> None:
@@ -93,7 +98,7 @@ def main() -> None:
     from sts.core.inputs import content
     from sts.core.windows import LongInputs
 
-    print(provenance.command())
+    print(f"command: python experiments/{provenance.command()}")
     print(f"hardware: {provenance.hardware()}")
     print(f"versions: {provenance.versions()}; git {provenance.git_commit()}")
     bundled = sts.load(precision="fp32", backend="torch")
@@ -123,27 +128,24 @@ def main() -> None:
                 start = time.perf_counter()
                 scores[name][mode][split] = model.score(first, second, clip=False)
                 seconds = time.perf_counter() - start
-                value = rho(scores[name][mode][split], gold)
-                record.setdefault(name, {}).setdefault(mode, {})[split] = {"spearman": value, "seconds": seconds}
-                rows.append([name, mode, split, f"{100 * value:.2f}", f"{seconds:.1f}"])
+                value = 100 * rho(scores[name][mode][split], gold)
+                record.setdefault(name, {}).setdefault(mode, {})[split] = {"spearman_x100": value, "seconds": seconds}
+                rows.append([name, mode, split, f"{value:.2f}", f"{seconds:.1f}"])
     print(format_table([["model", "long_inputs", "set", "Spearman x100", "s"], *rows]))
 
     for name in scores:
-        chunk = "chunk" if name == "bi" else None
+        chunk = "chunk"
         if name == "cross":
-            dev = {mode: record["cross"][mode]["dev"]["spearman"] for mode in ("chunk_max", "chunk_mean")}
+            dev = {mode: record["cross"][mode]["dev"]["spearman_x100"] for mode in ("chunk_max", "chunk_mean")}
             chunk = max(dev, key=dev.get)
             record["cross"]["chosen_on_dev"] = chunk.removeprefix("chunk_")
-            record["cross"]["chosen"] = record["cross"][chunk]
-            for split, (_, _, gold) in sets.items():
-                record["cross"].setdefault("max_minus_mean_ci95", {})[split] = bootstrap(scores[name]["chunk_max"][split], scores[name]["chunk_mean"][split], gold)
-            print(f"cross-encoder: chunk_reduce={record['cross']['chosen_on_dev']} chosen on dev (max {100 * dev['chunk_max']:.2f}, mean {100 * dev['chunk_mean']:.2f}); "
-                  f"test {100 * record['cross']['chosen']['test']['spearman']:.2f}")
-        for split, (_, _, gold) in sets.items():
-            ci = bootstrap(scores[name][chunk][split], scores[name]["truncate"][split], gold)
-            record[name].setdefault("chunk_minus_truncate_ci95", {})[split] = ci
-            gain = record[name][chunk][split]["spearman"] - record[name]["truncate"][split]["spearman"]
-            print(f"{name} {split}: {chunk} - truncate = {100 * gain:+.2f} Spearman x100 (95% bootstrap interval {100 * ci[0]:+.2f} to {100 * ci[1]:+.2f})")
+            record["cross"]["max_minus_mean_x100"] = difference(scores[name]["chunk_max"], scores[name]["chunk_mean"], sets)
+            print(f"cross-encoder: chunk_reduce={record['cross']['chosen_on_dev']} chosen on dev (max {dev['chunk_max']:.2f}, mean {dev['chunk_mean']:.2f}); "
+                  f"test {record['cross'][chunk]['test']['spearman_x100']:.2f}")
+        record[name]["chunk_minus_truncate_x100"] = difference(scores[name][chunk], scores[name]["truncate"], sets)
+        for first, second, key in [(chunk, "truncate", "chunk_minus_truncate_x100")] + ([("chunk_max", "chunk_mean", "max_minus_mean_x100")] if name == "cross" else []):
+            for split, found in record[name][key].items():
+                print(f"{name} {split}: {first} - {second} = {found['diff']:+.2f} Spearman x100 (95% bootstrap interval {found['ci95'][0]:+.2f} to {found['ci95'][1]:+.2f})")
     record["git"] = provenance.git_commit()
     print(json.dumps(record))
 
