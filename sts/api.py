@@ -108,7 +108,7 @@ class Model:
         module = self.module
         return model_info(self.architecture, module.encoder.config, module.max_length, getattr(module, "pooling", None),
                           getattr(module, "both_orders", None), self.threshold, self.scorer.precision, self.scorer.backend, self._info,
-                          module.calibration, self.scorer.calibration is not None)
+                          module.calibration, self.scorer.calibration is not None, self.scorer.long.mode)
 
     def __repr__(self) -> str:
         return f"Model({self.architecture}, source={self._info.get('source')!r}, threshold={self.threshold:.3f})"
@@ -324,7 +324,8 @@ class Description:
         """The width of the sentence embeddings (bi-encoders; None for a cross-encoder)."""
         return None if self.architecture == "CrossEncoder" else int(self.encoder.hidden_size)
 
-    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None, calibrated: bool = False) -> dict[str, Any]:
+    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None, calibrated: bool = False,
+             long_inputs: str | LongInputs | None = None) -> dict[str, Any]:
         """`Model.info` as `load` with these settings would give it: the backend and precision a
         scorer plans on this host (sts.core.scorer.plan; OpenVINO may compile another float
         precision than asked on a CPU without it, which only the loaded model can read back)."""
@@ -335,7 +336,7 @@ class Description:
             raise STSError(MISSING)
         threshold = self.calibration.at(self.threshold) if calibrated and self.calibration is not None else self.threshold
         return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, threshold, ran, backend, self.origin,
-                          self.calibration, calibrated)
+                          self.calibration, calibrated, LongInputs.of(long_inputs).mode)
 
 
 def describe(path: str | Path | None = None, *, both_orders: bool | None = None, pooling: str | None = None, max_length: int | None = None) -> Description:

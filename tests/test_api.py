@@ -272,6 +272,7 @@ def test_long_inputs_chunk_reads_long_texts_whole_and_short_ones_as_before(model
     path = request.getfixturevalue(model_file)
     truncate = sts.load(path, precision="fp32")
     chunk = sts.load(path, precision="fp32", long_inputs="chunk")
+    assert (truncate.info["long_inputs"], chunk.info["long_inputs"], sts.describe(path).info(long_inputs="chunk")["long_inputs"]) == ("truncate", "chunk", "chunk")
     np.testing.assert_array_equal(chunk.score(S1, S2), truncate.score(S1, S2))
     pairs = [LONG, S1[0]], [S2[2], S2[0]]
     scores, truncated = chunk.score(*pairs), truncate.score(*pairs)

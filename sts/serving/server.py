@@ -684,7 +684,7 @@ def build(cfg: DictConfig) -> "ls.LitServer":
     Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), inputs
     Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.max_length
     Limits.dimensions = model.dimensions
-    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"])
+    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"], settings["long_inputs"])
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop()}
     api = PairAPI(cfg.ckpt, settings, cfg.threads, api_path="/v1/score", **batching)
     server = ls.LitServer(

@@ -347,7 +347,7 @@ def test_health_and_info(bi_server: Server) -> None:
     assert httpx.get(f"{bi_server.url}/health").text == "ok"
     info = httpx.get(f"{bi_server.url}/info").json()["model"]
     assert info["architecture"] == "BiEncoder" and info["version"] == sts.__version__ and "val/spearman" in info["metrics"] and 0 <= info["threshold"] <= 1
-    assert info["precision"] == "fp32"  # what the worker scores in, as set
+    assert info["precision"] == "fp32" and info["long_inputs"] == "truncate"  # how the worker scores, as set
 
 
 def test_rerank_cohere_client_and_tei_schemas_score_as_the_api(bi_server: Server, tiny_model_file: Path) -> None:
@@ -464,6 +464,7 @@ def test_long_inputs_chunk_scores_embeds_and_limits_every_window(tiny_model_file
     server = Server(tiny_model_file, tmp_path, "long_inputs=chunk", "max_chars=5000", "max_tokens=3000", "chunk_max_windows=20")
     try:
         model = sts.load(tiny_model_file, precision="fp32", long_inputs="chunk")
+        assert server.client.get("/info").json()["model"]["long_inputs"] == "chunk"
         long = " ".join(f"the cat number {i} ate the mouse." for i in range(40))
         windows = int(model.scorer.inputs.pieces([long]).tokens()[0])
         assert 10 * 32 < windows <= 20 * 32  # more than 10 windows of 32 tokens, within chunk_max_windows
