@@ -20,4 +20,13 @@ def describe(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201  (sts.api.describ
     return _describe(*args, **kwargs)
 
 
-__all__ = ["STSError", "describe", "load"]
+def __getattr__(name: str):  # noqa: ANN202
+    """`sts.LongInputs` (sts.core.windows): `load`'s window settings, imported on first use."""
+    if name == "LongInputs":
+        from sts.core.windows import LongInputs
+
+        return LongInputs
+    raise AttributeError(f"module 'sts' has no attribute {name!r}")
+
+
+__all__ = ["LongInputs", "STSError", "describe", "load"]

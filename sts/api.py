@@ -29,6 +29,7 @@ from sts.core.cross_encoder import set_both_orders
 from sts.core.inputs import PairInputs
 from sts.core.scorer import Scorer
 from sts.core.scorer import progress as progress_bar
+from sts.core.windows import LongInputs
 from sts.data.embeddings import Embeddings, EmbeddingsFile, InMemory, Selected, write_npy
 from sts.io.model_card import file_origin, model_info
 
@@ -79,12 +80,16 @@ class Model:
         calibration: the sentences quantize=static calibrates on (None: 512 STS-B train sentences).
         calibrated: scores are probabilities of "similar" (the model's calibration, fitted on
             dev) and `threshold` is mapped through the same monotone map, so labels are unchanged.
+        long_inputs: "truncate" (a text's first max_length tokens), "chunk" (every token, in
+            overlapping windows whose embeddings are averaged, or whose pairs' scores are reduced),
+            or `LongInputs` with the window settings (sts.core.windows).
     """
 
     def __init__(self, module: PairModel, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
-                 backend: str = "auto", quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False) -> None:
+                 backend: str = "auto", quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False,
+                 long_inputs: str | LongInputs | None = None) -> None:
         self.module = module
-        self.scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration, calibrated)
+        self.scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration, calibrated, LongInputs.of(long_inputs))
         self._info = info
 
     @property
@@ -103,7 +108,7 @@ class Model:
         module = self.module
         return model_info(self.architecture, module.encoder.config, module.max_length, getattr(module, "pooling", None),
                           getattr(module, "both_orders", None), self.threshold, self.scorer.precision, self.scorer.backend, self._info,
-                          module.calibration, self.scorer.calibration is not None)
+                          module.calibration, self.scorer.calibration is not None, self.scorer.long.mode)
 
     def __repr__(self) -> str:
         return f"Model({self.architecture}, source={self._info.get('source')!r}, threshold={self.threshold:.3f})"
@@ -319,7 +324,8 @@ class Description:
         """The width of the sentence embeddings (bi-encoders; None for a cross-encoder)."""
         return None if self.architecture == "CrossEncoder" else int(self.encoder.hidden_size)
 
-    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None, calibrated: bool = False) -> dict[str, Any]:
+    def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None, calibrated: bool = False,
+             long_inputs: str | LongInputs | None = None) -> dict[str, Any]:
         """`Model.info` as `load` with these settings would give it: the backend and precision a
         scorer plans on this host (sts.core.scorer.plan; OpenVINO may compile another float
         precision than asked on a CPU without it, which only the loaded model can read back)."""
@@ -330,7 +336,7 @@ class Description:
             raise STSError(MISSING)
         threshold = self.calibration.at(self.threshold) if calibrated and self.calibration is not None else self.threshold
         return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, threshold, ran, backend, self.origin,
-                          self.calibration, calibrated)
+                          self.calibration, calibrated, LongInputs.of(long_inputs).mode)
 
 
 def describe(path: str | Path | None = None, *, both_orders: bool | None = None, pooling: str | None = None, max_length: int | None = None) -> Description:
@@ -418,6 +424,7 @@ def load(
     quantize: str | None = None,
     calibration: Sequence[str] | None = None,
     calibrated: bool = False,
+    long_inputs: str | LongInputs = "truncate",
 ) -> Model:
     """A model to score with.
 
@@ -433,9 +440,13 @@ def load(
     has native bf16 and OpenVINO int8 on other CPUs (sts.core.precision.choose_backend); see
     sts.core.backends for what each costs. `calibrated=True` scores probabilities of "similar"
     (the model's calibration, fitted on dev; refused for a model without one) and maps the
-    threshold through the same monotone map, so labels stay as they are."""
+    threshold through the same monotone map, so labels stay as they are. `long_inputs="chunk"`
+    reads a text longer than the model's max_length whole, in overlapping windows, instead of
+    its first max_length tokens; `sts.LongInputs(...)` sets the windows' overlap, a
+    cross-encoder's reduction and the cap on windows (docs/concepts.md, "Long inputs")."""
     from sts.io import bundled, checkpoint, onnx_folder, pretrained
 
+    long = LongInputs.of(long_inputs)  # a wrong value is refused before a model is read
     file_like = _file_like(path)
     _check_overrides(path, file_like, pooling, max_length)
     if path is None:
@@ -457,4 +468,4 @@ def load(
     if isinstance(module, CrossEncoder) and pooling is not None and pooling != module.pooling:
         raise STSError(f"pooling={pooling}: this cross-encoder pools with {module.pooling}")
     return Model(module, info, batch_size=batch_size, precision=precision, device=device, backend=backend, quantize=quantize, calibration=calibration,
-                 calibrated=calibrated)
+                 calibrated=calibrated, long_inputs=long)

@@ -262,3 +262,38 @@ def test_describe_on_a_faked_vnni_host_reports_openvino(model_file: str, expecte
     monkeypatch.setattr(precision, "int8_runtime", lambda: True)
     info = sts.describe(request.getfixturevalue(model_file)).info()
     assert (info["backend"], info["precision"]) == expected
+
+
+LONG = " ".join(f"the king number {i} ate a cake in the hall." for i in range(20))
+
+
+@pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
+def test_long_inputs_chunk_reads_long_texts_whole_and_short_ones_as_before(model_file: str, request) -> None:
+    path = request.getfixturevalue(model_file)
+    truncate = sts.load(path, precision="fp32")
+    chunk = sts.load(path, precision="fp32", long_inputs="chunk")
+    assert (truncate.info["long_inputs"], chunk.info["long_inputs"], sts.describe(path).info(long_inputs="chunk")["long_inputs"]) == ("truncate", "chunk", "chunk")
+    np.testing.assert_array_equal(chunk.score(S1, S2), truncate.score(S1, S2))
+    pairs = [LONG, S1[0]], [S2[2], S2[0]]
+    scores, truncated = chunk.score(*pairs), truncate.score(*pairs)
+    assert scores[1] == truncated[1]
+    module = checkpoint.load(path)
+    np.testing.assert_allclose(scores, module.score_texts(*pairs, long=sts.LongInputs("chunk")), atol=1e-6)
+    mean = sts.load(path, precision="fp32", long_inputs=sts.LongInputs("chunk", reduce="mean", overlap=0)).score(*pairs)
+    assert mean[0] not in (scores[0], truncated[0]) and mean[1] == scores[1]
+    if chunk.architecture == "CrossEncoder":
+        assert scores[0] >= truncated[0] - 1e-6  # the first window pair is the truncated pair: max takes it or a better one
+    else:
+        assert scores[0] != truncated[0]
+        embedded = chunk.embed([LONG, S1[0]])
+        np.testing.assert_allclose(embedded, module.embed_texts([LONG, S1[0]], long=sts.LongInputs("chunk")).numpy(), atol=1e-6)
+        np.testing.assert_array_equal(embedded[1], truncate.embed([S1[0]])[0])
+
+
+def test_long_inputs_refusals_are_one_line_before_a_model_is_read(tiny_model_file: Path) -> None:
+    with pytest.raises(STSError, match=r"^long_inputs='paragraphs' must be one of truncate, chunk$"):
+        sts.load("no/such/model.pt", long_inputs="paragraphs")
+    with pytest.raises(STSError, match=r"^chunk_overlap=30: must be less than this model's window of 30 tokens"):
+        sts.load(tiny_model_file, long_inputs=sts.LongInputs("chunk", overlap=30))
+    with pytest.raises(STSError, match=r"at most chunk_max_windows=2 per text \(raise it, or long_inputs=truncate\)$"):
+        sts.load(tiny_model_file, long_inputs=sts.LongInputs("chunk", max_windows=2)).score([LONG], [S1[0]])

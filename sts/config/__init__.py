@@ -76,8 +76,10 @@ def compose(config_name: str = "train", overrides: list[str] | None = None, outp
 
 def scoring_settings(cfg: Any) -> dict[str, Any]:
     """How a command's config says to score (the `scoring` fields every scoring config shares:
-    device, precision, batch size, backend, quantize, calibration, calibrated): the keyword arguments of `sts.load`."""
+    device, precision, batch size, backend, quantize, calibration, calibrated, long inputs): the
+    keyword arguments of `sts.load`."""
     from sts.core.backends import read_calibration
+    from sts.core.windows import LongInputs
 
     return {
         "device": cfg.device,
@@ -87,6 +89,7 @@ def scoring_settings(cfg: Any) -> dict[str, Any]:
         "quantize": cfg.quantize,
         "calibration": read_calibration(cfg.calibration),
         "calibrated": bool(cfg.calibrated),
+        "long_inputs": LongInputs(cfg.long_inputs, cfg.chunk_overlap, cfg.chunk_reduce, cfg.chunk_max_windows),
     }
 
 

@@ -20,6 +20,7 @@ from sts.errors import STSError
 from sts.core.pooling import POOLING_MODES
 from sts.core.backends import BACKENDS, QUANTIZATIONS
 from sts.core.precision import PRECISIONS
+from sts.core.windows import RULES as LONG_INPUTS
 
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")  # engine=ray's writers
 
@@ -203,6 +204,7 @@ SCORING: dict[str, Rule] = {
     "calibration": optional(text()),
     "calibrated": boolean(),
     "device": device(),
+    **LONG_INPUTS,
     "progress": PROGRESS,
     "overwrite": boolean(),
 }
@@ -300,6 +302,7 @@ SERVE: dict[str, Rule] = {
     "quantize": optional(choice(*QUANTIZATIONS)),
     "calibration": optional(text()),
     "calibrated": boolean(),
+    **LONG_INPUTS,
     "max_pairs": integer(1, 10**7),
     "max_chars": integer(1, 10**7),
     "max_tokens": optional(integer(1, 10**10)),

@@ -11,6 +11,7 @@ from torch import nn
 
 from sts.core.inputs import FIRST, SECOND, stack
 from sts.core.model import Encode, PairModel
+from sts.core.windows import LongInputs
 from sts.core.pooling import detach_pooler, pool
 
 
@@ -41,13 +42,18 @@ class BiEncoder(PairModel):
         return self.embed(features)
 
     @torch.inference_mode()
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 64, encode: Encode | None = None) -> torch.Tensor:
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64, encode: Encode | None = None, long: LongInputs = LongInputs()) -> torch.Tensor:
         """Pooled embeddings of raw sentences in input order (embed.py, exports)."""
         self.eval()
-        return self._embed(texts, batch_size, encode or self.encode)
+        return self._embed(texts, batch_size, encode or self.encode, long)
 
-    def _embed(self, texts: Sequence[str], batch_size: int, encode: Encode) -> torch.Tensor:
-        return self.inputs.by_length({FIRST: self.inputs.texts(texts)}, batch_size, lambda batch: encode(batch[FIRST]), self.device)
+    def _embed(self, texts: Sequence[str], batch_size: int, encode: Encode, long: LongInputs) -> torch.Tensor:
+        """A text longer than max_length, read in windows (long_inputs=chunk), is the mean of its
+        windows' embeddings: all but a short text's one window are full (sts.core.windows.starts),
+        so a plain mean weighs every window's tokens alike."""
+        inputs = self.reading(long)
+        pieces = inputs.pieces(texts)
+        return pieces.mean(inputs.by_length(pieces, batch_size, lambda batch: encode(batch[FIRST]), self.device))
 
     def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Raw similarity of two embedding batches: cosine, or the head's logit when frozen."""
@@ -64,11 +70,12 @@ class BiEncoder(PairModel):
         u, v = self.embed(stack(batch[FIRST], batch[SECOND], self.tokenizer.pad_token_id)).chunk(2)
         return self.compare(u, v)
 
-    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
+    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None,
+                    long: LongInputs = LongInputs()) -> torch.Tensor:
         """Each distinct sentence is embedded once, however often it recurs."""
         unique = list(dict.fromkeys([*texts1, *texts2]))
         position = {s: i for i, s in enumerate(unique)}
-        embeddings = self._embed(unique, batch_size, encode or self.encode)
+        embeddings = self._embed(unique, batch_size, encode or self.encode, long)
         i1 = torch.as_tensor([position[s] for s in texts1], device=embeddings.device)
         i2 = torch.as_tensor([position[s] for s in texts2], device=embeddings.device)
         return self.activation(torch.cat([self.compare(embeddings[a], embeddings[b]) for a, b in zip(i1.split(4096), i2.split(4096))]))

@@ -18,6 +18,7 @@ from torch import nn
 from sts.core.inputs import JOINED, REVERSED
 from sts.errors import STSError
 from sts.core.model import Encode, PairModel
+from sts.core.windows import LongInputs
 from sts.core.pooling import POOLING_MODES, detach_pooler, pool
 
 
@@ -85,9 +86,14 @@ class CrossEncoder(PairModel):
     def encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.logit(features)
 
-    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
-        sides = self.inputs.pairs(texts1, texts2, self.both_orders)
-        return self.activation(self.inputs.by_length(sides, batch_size, lambda batch: self.pair_logits(batch, encode), self.device))
+    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None,
+                    long: LongInputs = LongInputs()) -> torch.Tensor:
+        """A pair of texts read in windows (long_inputs=chunk) scores every window of text1 with
+        every window of text2 and takes the max or mean (`long.reduce`) of those logits."""
+        inputs = self.reading(long)
+        pieces = inputs.pieces(texts1, texts2, self.both_orders)
+        logits = inputs.by_length(pieces, batch_size, lambda batch: self.pair_logits(batch, encode), self.device)
+        return self.activation(pieces.reduce(logits, long.reduce))
 
 
 def set_both_orders(module: PairModel, value: bool | None) -> PairModel:

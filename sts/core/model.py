@@ -15,6 +15,7 @@ from torch import nn
 
 from sts.core.calibration import Calibration
 from sts.core.inputs import PairInputs
+from sts.core.windows import LongInputs
 
 Encode = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # a batch of padded token ids -> embeddings or logits
 
@@ -62,8 +63,10 @@ class PairModel(nn.Module):
         in for it, passed as `encode=`."""
         raise NotImplementedError
 
-    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None) -> torch.Tensor:
-        """Unclipped scores of raw sentence pairs as a tensor, in input order (score_texts clips them)."""
+    def score_pairs(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int, encode: Encode | None = None,
+                    long: LongInputs = LongInputs()) -> torch.Tensor:
+        """Unclipped scores of raw sentence pairs as a tensor, in input order (score_texts clips
+        them); `long`: how texts longer than max_length are read."""
         raise NotImplementedError
 
     def extra_hparams(self) -> dict[str, Any]:
@@ -114,11 +117,17 @@ class PairModel(nn.Module):
         """How this model turns texts into inputs: training data, dev/test and scoring use it alike."""
         return PairInputs(self.tokenizer, self.max_length, self.joined)
 
+    def reading(self, long: LongInputs) -> PairInputs:
+        """`inputs` with texts longer than max_length read as `long` says (scoring)."""
+        return PairInputs(self.tokenizer, self.max_length, self.joined, long)
+
     @torch.inference_mode()
-    def score_texts(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int = 64, clip: bool = True, encode: Encode | None = None) -> np.ndarray:
+    def score_texts(self, texts1: Sequence[str], texts2: Sequence[str], batch_size: int = 64, clip: bool = True, encode: Encode | None = None,
+                    long: LongInputs = LongInputs()) -> np.ndarray:
         """Scores for raw sentence pairs, in input order; `clip` maps a cosine below 0 to 0 so
         every score lies in 0-1 (metrics use the unclipped value). `encode`: a backend's
-        stand-in for `self.encode` (None: this module in torch)."""
+        stand-in for `self.encode` (None: this module in torch). `long`: truncate or chunk texts
+        longer than max_length (sts.core.windows)."""
         self.eval()
-        scores = self.score_pairs(texts1, texts2, batch_size, encode)
+        scores = self.score_pairs(texts1, texts2, batch_size, encode, long)
         return (scores.clamp(0, 1) if clip else scores).cpu().numpy()

@@ -16,8 +16,10 @@ from tqdm.auto import tqdm
 from sts.core.calibration import MISSING
 from sts.core.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder, exported_graph, graph_backend
 from sts.errors import STSError
+from sts.core.inputs import PairInputs
 from sts.core.model import Encode, PairModel
 from sts.core.precision import PRECISIONS, choose_backend, resolve
+from sts.core.windows import LongInputs
 
 
 class Scorer:
@@ -32,12 +34,18 @@ class Scorer:
     auto is ONNX Runtime on it as exported (fp32), torch is refused (sts.core.backends.graph_backend).
     calibrated: scores are the model's probabilities of "similar" (`module.calibration`, fitted on
     dev) and `threshold` the decision threshold mapped through the same map, so labels are unchanged.
+    long_inputs: texts longer than the model's max_length are truncated or read in windows
+    (sts.core.windows); the windows are more token sequences of at most max_length for the same
+    `encode`, so every backend runs them, and their pooling is torch code outside the graph.
     """
 
     def __init__(self, module: PairModel, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
-                 quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False) -> None:
+                 quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False,
+                 long_inputs: LongInputs | None = None) -> None:
         if calibrated and module.calibration is None:
             raise STSError(MISSING)
+        self.long = long_inputs or LongInputs()
+        module.reading(self.long).check()
         self.calibration = module.calibration if calibrated else None
         backend, quantize, self.precision = plan(precision, device, backend, quantize, module.joined, exported_graph(module))
         self.device = torch.device(device)
@@ -52,6 +60,12 @@ class Scorer:
             self.precision = self.encode.precision  # what OpenVINO compiled, read back
         elif backend == "onnx":
             self.encode = OnnxEncoder(self.module, quantize, calibration)
+
+    @property
+    def inputs(self) -> PairInputs:
+        """How this scorer reads texts: the model's inputs with its long_inputs settings (what a
+        server counts a request's tokens with)."""
+        return self.module.reading(self.long)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The context the module runs in: bf16 autocast for torch, nothing for fp32 and the
@@ -70,13 +84,13 @@ class Scorer:
         """Scores in input order: the model's (a cosine below 0 clipped to 0 unless `clip` is
         false), or its calibrated probabilities (in 0-1, `clip` aside)."""
         with self.autocast():
-            scores = self.module.score_texts(texts1, texts2, self.batch_size, clip=clip and self.calibration is None, encode=self.encode)
+            scores = self.module.score_texts(texts1, texts2, self.batch_size, clip=clip and self.calibration is None, encode=self.encode, long=self.long)
         return scores if self.calibration is None else self.calibration.apply(scores, self.module.threshold)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Pooled embeddings (bi-encoders), float32, in input order, at this scorer's precision and backend."""
         with self.autocast():
-            return self.module.embed_texts(texts, self.batch_size, encode=self.encode).float().cpu().numpy()
+            return self.module.embed_texts(texts, self.batch_size, encode=self.encode, long=self.long).float().cpu().numpy()
 
 
 def _linear_weights_in_bf16(module: torch.nn.Module) -> None:

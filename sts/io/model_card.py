@@ -27,9 +27,11 @@ SPLITS = {"val": "dev", "test": "test"}
 
 
 def model_info(architecture: str, encoder: Any, max_length: int, pooling: str | None, both_orders: bool | None, threshold: float,
-               precision: str, backend: str, origin: dict[str, Any], calibration: Calibration | None = None, calibrated: bool = False) -> dict[str, Any]:
+               precision: str, backend: str, origin: dict[str, Any], calibration: Calibration | None = None, calibrated: bool = False,
+               long_inputs: str = "truncate") -> dict[str, Any]:
     """`Model.info` (and `Description.info`): what the model is, how it scores, where it came from.
-    `threshold` is on the scale of the scores (a probability when `calibrated`)."""
+    `threshold` is on the scale of the scores (a probability when `calibrated`); `long_inputs`:
+    whether texts beyond max_length are truncated or read in windows."""
     return {
         "architecture": architecture,
         "encoder": {
@@ -46,6 +48,7 @@ def model_info(architecture: str, encoder: Any, max_length: int, pooling: str | 
         "calibrated": calibrated,
         "precision": precision,
         "backend": backend,
+        "long_inputs": long_inputs,
         **origin,
     }
 
@@ -165,7 +168,8 @@ def render(info: dict[str, Any], format: str, name: str) -> str:
         f"- Similarity of short English sentence pairs like those of {DATASETS.get(data, (None, data))[1]}" + (" (news headlines, image captions, forum posts)" if data == "stsb" else "")
         + ": as a 1/0 label through its threshold, or as a ranking score.",
         f"- {english}; other languages are untested and will score poorly.",
-        f"- Inputs longer than {info.get('max_length')} tokens are truncated: the rest of a paragraph is not read.",
+        f"- Inputs longer than {info.get('max_length')} tokens are truncated (the rest of a paragraph is not read) unless scored with "
+        "`long_inputs=chunk`, which reads them in overlapping windows of that many tokens.",
         f"- The threshold was chosen on {data} dev; on other data (paraphrase corpora, other domains) the share of similar pairs and the "
         "best threshold differ: measure on your own labelled pairs (`python evaluate.py ckpt=... data=pairs data.test=FILE threshold_objective=f1`).",
         "- A score is " + ("a probability of \"similar\" only with `calibrated=true` (see Calibration); the raw score is the model's "

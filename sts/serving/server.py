@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from queue import Empty
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, Valid
 
 from sts import __version__
 
-from sts.core.inputs import Encodings, PairInputs
+from sts.core.inputs import PairInputs
 from sts.errors import STSError
 from sts.serving.metrics import counting, exposition, metrics, shared_folder
 
@@ -87,15 +87,16 @@ def _sentence(value: str, where: str) -> str:
     return value
 
 
-def _check_tokens(encode: Callable[[PairInputs], dict[str, Encodings]], what: str) -> None:
-    """The request's work bound: its tokens (as the model reads them, truncated) at most max_tokens."""
+def _check_tokens(count: Callable[[PairInputs], int], what: str) -> None:
+    """The request's work bound: its tokens as the model reads them (truncated, or with
+    long_inputs=chunk every window's, overlaps and special tokens included) at most max_tokens;
+    an input beyond chunk_max_windows is refused here too."""
     if Limits.inputs is None:
         return
     try:
-        sides = encode(Limits.inputs)
+        tokens = count(Limits.inputs)
     except STSError as e:
         raise ValueError(f"{what}: {e}") from None
-    tokens = sum(len(ids) for enc in sides.values() for ids in enc["input_ids"])
     if tokens > Limits.max_tokens:
         raise ValueError(f"{what} have {tokens} tokens; at most {Limits.max_tokens} per request (max_tokens)")
 
@@ -156,7 +157,7 @@ class PairRequest(Work):
     @model_validator(mode="after")
     def _check_work(self) -> "PairRequest":
         first, second = self.sides()
-        _check_tokens(lambda inputs: inputs.pairs(first, second), "pairs")
+        _check_tokens(lambda inputs: inputs.work(first, second), "pairs")
         return self
 
 
@@ -217,7 +218,9 @@ class RerankRequest(PairRequest):
 class TeiRerankRequest(PairRequest):
     """POST /rerank, text-embeddings-inference's schema: {"query", "texts", "raw_scores",
     "return_text", "truncate", "truncation_direction"} -> [{"index", "score", "text"}], best first.
-    Texts are always truncated at the model's max_length (TEI's truncate=true), from the right."""
+    Texts longer than the model's max_length are truncated from the right (TEI's truncate=true),
+    or read whole in windows when the server runs with long_inputs=chunk; `truncate` is accepted
+    and does not change that."""
 
     query: StrictStr
     texts: list[StrictStr] = Field(min_length=1)
@@ -327,7 +330,7 @@ class EmbeddingRequest(Work):
             raise ValueError(f"{len(texts)} inputs; at most {Limits.max_pairs} per request (max_pairs)")
         for k, text in enumerate(texts):
             _sentence(text, f"input[{k}]")
-        _check_tokens(lambda inputs: {"input": inputs.texts(texts)}, "inputs")
+        _check_tokens(lambda inputs: inputs.work(texts), "inputs")
         return value
 
     @field_validator("dimensions")
@@ -498,7 +501,7 @@ class PairAPI(ls.LitAPI):
         embeddings = self.model.embed(flat)
         # unit length, as OpenAI's are: a dot product is then the cosine the model scores with
         embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
-        tokens = [len(ids) for ids in self.model.module.inputs.texts(flat)["input_ids"]]
+        tokens = self.model.scorer.inputs.pieces(flat).tokens().tolist()  # every window's with long_inputs=chunk
         out, start = [], 0
         for r, group in zip(batch, texts):
             part = slice(start, start + len(group))
@@ -707,8 +710,10 @@ def describe_served(cfg: DictConfig) -> Served:
     options.check(cfg, options.SERVE)
     settings = scoring_settings(cfg)
     model = describe(cfg.ckpt)
-    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"])
-    return Served(settings, model.inputs, model.max_length, model.dimensions, model.architecture, info)
+    inputs = replace(model.inputs, long=settings["long_inputs"])
+    inputs.check()  # a chunk_overlap wider than this model's window: one line here, not a 422 per request
+    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"], settings["long_inputs"])
+    return Served(settings, inputs, model.max_length, model.dimensions, model.architecture, info)
 
 
 def describe_apart(cfg: DictConfig) -> Served:

@@ -188,6 +188,24 @@ def test_100k_character_sentence_truncated_with_one_warning(tiny_model_file: Pat
     assert len(rows) == 4 and rows[1][1] == long
 
 
+def test_long_inputs_chunk_reads_the_long_sentence_whole_without_a_warning(tiny_model_file: Path, tmp_path: Path, caplog, capsys) -> None:
+    import sts
+    from conftest import refused
+
+    long = " ".join(f"word{i % 97} and more" for i in range(400))
+    path = pairs_file(tmp_path, [(long, "a short one"), *PAIRS])
+    with caplog.at_level(logging.WARNING):
+        rows = read_csv(predict(predict_cfg(tiny_model_file, path, long_inputs="chunk", precision="fp32", output=str(tmp_path / "chunk.csv"))))
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    truncated = read_csv(predict(predict_cfg(tiny_model_file, path, precision="fp32", output=str(tmp_path / "truncate.csv"))))
+    expected = sts.load(tiny_model_file, precision="fp32", long_inputs="chunk").score([long, *(a for a, _ in PAIRS)], ["a short one", *(b for _, b in PAIRS)])
+    assert [float(r[3]) for r in rows[1:]] == pytest.approx(expected.tolist(), abs=2e-6)
+    assert rows[1][3] != truncated[1][3] and [r[3] for r in rows[2:]] == [r[3] for r in truncated[2:]]
+    error = refused(capsys, predict, predict_cfg(tiny_model_file, path, long_inputs="paragraphs", overwrite=True))
+    assert error == "error: option long_inputs='paragraphs' must be one of truncate, chunk"
+    assert "option chunk_reduce='min' must be one of max, mean" in refused(capsys, predict, predict_cfg(tiny_model_file, path, chunk_reduce="min", overwrite=True))
+
+
 @pytest.fixture
 def bad_checkpoints(tiny_model_file: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """Hostile or broken checkpoints, each with the start of the error it must give."""

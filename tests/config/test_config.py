@@ -83,3 +83,21 @@ def test_a_bad_api_key_is_refused_without_showing_it() -> None:
             rules.check(cfg, rules.SERVE)
         assert "option api_key=<hidden> must be 8 to 4096 visible ASCII" in str(e.value) and key not in str(e.value)
     rules.check(compose_config("serve", ["api_key=good-key-1234"]), rules.SERVE)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "embed", "mine", "serve", "augment"])
+def test_every_scoring_command_takes_long_inputs_and_checks_them(command: str) -> None:
+    """long_inputs and the chunk_* options reach sts.load from every scoring command's config, and
+    a bad value is one line naming the option before anything runs."""
+    from sts.config import options as rules
+    from sts.config import scoring_settings
+    from sts.core.windows import LongInputs
+
+    table = {"predict": rules.PREDICT, "evaluate": rules.EVALUATE, "embed": rules.EMBED, "mine": rules.MINE, "serve": rules.SERVE, "augment": rules.AUGMENT}[command]
+    assert scoring_settings(compose_config(command, []))["long_inputs"] == LongInputs()
+    cfg = compose_config(command, ["long_inputs=chunk", "chunk_overlap=8", "chunk_reduce=mean", "chunk_max_windows=64"])
+    assert scoring_settings(cfg)["long_inputs"] == LongInputs("chunk", 8, "mean", 64)
+    checked = {key: table[key] for key in ("long_inputs", "chunk_overlap", "chunk_reduce", "chunk_max_windows")}
+    rules.check(cfg, checked)
+    with pytest.raises(STSError, match=r"^option chunk_max_windows=0 must be an integer in \[1, 10000000\]$"):
+        rules.check(compose_config(command, ["chunk_max_windows=0"]), checked)

@@ -38,6 +38,20 @@ def test_fp32_graph_scores_as_torch_and_int8_close(model_file: str, request: pyt
 
 
 @pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
+def test_long_inputs_chunk_runs_its_windows_through_the_graph(model_file: str, request: pytest.FixtureRequest) -> None:
+    """The windows are more token sequences of at most max_length for the same graph; their pooling
+    (or reduction) is the torch code every backend shares, so the fp32 graph scores as torch does."""
+    path = request.getfixturevalue(model_file)
+    long = " ".join(f"the cat number {i} ate the mouse." for i in range(20))
+    first, second = [long, *S1], [S2[0], *S2]
+    chunk = sts.LongInputs("chunk", reduce="mean")  # a cross-encoder's max may be the first window pair, the truncated one
+    torch_scores = sts.load(path, precision="fp32", long_inputs=chunk).score(first, second, clip=False)
+    graph = sts.load(path, backend="onnx", quantize="none", long_inputs=chunk)
+    np.testing.assert_allclose(graph.score(first, second, clip=False), torch_scores, atol=1e-5)
+    assert sts.load(path, backend="onnx", quantize="none").score(first[:1], second[:1], clip=False)[0] != torch_scores[0]
+
+
+@pytest.mark.parametrize("model_file", ["tiny_model_file", "tiny_cross_model_file"])
 def test_openvino_runs_the_fp32_graph_at_the_scoring_precision(model_file: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     path = request.getfixturevalue(model_file)
     torch_scores = sts.load(path, precision="fp32").score(S1, S2, clip=False)

@@ -126,3 +126,87 @@ def test_set_both_orders_overrides_a_cross_encoder_and_refuses_a_bi_encoder(tiny
     assert set_both_orders(bi, False) is bi
     with pytest.raises(STSError, match="symmetric"):
         set_both_orders(bi, True)
+
+
+# --- long inputs (long_inputs=chunk) -----------------------------------------------------------
+LONG1 = " ".join(f"the guitar player number {i} walks to the stage." for i in range(12))
+LONG2 = " ".join(f"someone plays a song {i} for the crowd tonight." for i in range(9))
+
+
+def windows_by_hand(ids: list[int], window: int) -> list[list[int]]:
+    """Windows of `window` tokens with a quarter of them overlapping, the last one ending at the end."""
+    step, begin = window - window // 4, [0]
+    while begin[-1] + window < len(ids):
+        begin.append(min(begin[-1] + step, len(ids) - window))
+    return [ids[s : s + window] for s in begin]
+
+
+@pytest.mark.parametrize(("cls", "kw"), [(BiEncoder, {}), (CrossEncoder, {}), (CrossEncoder, {"both_orders": True})], ids=["bi", "cross", "cross-both-orders"])
+def test_chunk_scores_texts_that_fit_exactly_as_truncate(cls, kw: dict, tiny_encoder: str) -> None:
+    from sts.core.windows import LongInputs
+
+    module = make(cls, tiny_encoder, **kw).eval()
+    truncated = module.score_texts(S1, S2, batch_size=2, clip=False)
+    assert (module.score_texts(S1, S2, batch_size=2, clip=False, long=LongInputs("chunk")) == truncated).all()
+    if cls is BiEncoder:
+        assert torch.equal(module.embed_texts(S1, long=LongInputs("chunk")), module.embed_texts(S1))
+
+
+def test_bi_encoder_embeds_a_long_text_as_the_mean_of_its_windows(tiny_encoder: str) -> None:
+    from sts.core.windows import LongInputs
+
+    module = make(BiEncoder, tiny_encoder).eval()
+    tokenizer = module.tokenizer
+    ids = tokenizer(LONG1, add_special_tokens=False)["input_ids"]
+    windows = windows_by_hand(ids, 30)
+    assert len(windows) >= 4
+    with torch.no_grad():
+        one_by_one = [module.encode(pad({"input_ids": [[tokenizer.cls_token_id, *w, tokenizer.sep_token_id]]}, tokenizer.pad_token_id)) for w in windows]
+    expected = torch.cat(one_by_one).mean(0)
+    embeddings = module.embed_texts([LONG1, S1[0]], batch_size=3, long=LongInputs("chunk"))
+    torch.testing.assert_close(embeddings[0], expected, atol=1e-5, rtol=0)
+    truncated = module.embed_texts([LONG1])[0]
+    torch.testing.assert_close(truncated, one_by_one[0][0], atol=1e-5, rtol=0)  # truncate reads the first window only
+    assert not torch.allclose(embeddings[0], truncated, atol=1e-3)
+    cosine = torch.nn.functional.cosine_similarity(expected, module.embed_texts([LONG2], long=LongInputs("chunk"))[0], dim=0)
+    assert module.score_texts([LONG1], [LONG2], clip=False, long=LongInputs("chunk"))[0] == pytest.approx(float(cosine), abs=1e-5)
+
+
+@pytest.mark.parametrize("reduce", ["max", "mean"])
+def test_cross_encoder_reduces_the_logits_of_every_window_pair(reduce: str, tiny_encoder: str) -> None:
+    from sts.core.windows import LongInputs
+
+    module = make(CrossEncoder, tiny_encoder, pooling="mean").eval()
+    torch.nn.init.normal_(module.classifier.weight, std=30.0)  # logits that differ between windows (the untrained head's barely do)
+    tokenizer = module.tokenizer
+    a, b = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in (LONG1, LONG2))
+    logits = []
+    with torch.no_grad():
+        for w1 in windows_by_hand(a, 15):  # 32 - 3 special tokens, split 15 + 14
+            for w2 in windows_by_hand(b, 14):
+                ids = [tokenizer.cls_token_id, *w1, tokenizer.sep_token_id, *w2, tokenizer.sep_token_id]
+                types = [0] * (len(w1) + 2) + [1] * (len(w2) + 1)
+                logits.append(module.logit(pad({"input_ids": [ids], "token_type_ids": [types]}, tokenizer.pad_token_id)))
+    logits = torch.cat(logits)
+    assert len(logits) >= 16
+    expected = torch.sigmoid(logits.max() if reduce == "max" else logits.mean())
+    score = module.score_texts([LONG1, S1[0]], [LONG2, S2[0]], batch_size=5, long=LongInputs("chunk", reduce=reduce))
+    assert score[0] == pytest.approx(float(expected), abs=1e-5)
+    assert score[1] == pytest.approx(float(module.score_texts([S1[0]], [S2[0]])[0]), abs=1e-5)  # a pair that fits: one input, as truncated
+    assert float(logits.max() - logits.min()) > 0.1  # max and mean differ
+
+
+
+def test_truncation_warns_with_the_remedy_and_chunk_does_not_warn(tiny_encoder: str, caplog) -> None:
+    import logging
+
+    from sts.core.windows import LongInputs
+
+    module = make(BiEncoder, tiny_encoder).eval()
+    with caplog.at_level(logging.WARNING):
+        module.score_texts([LONG1], [S1[0]])
+    assert [r.getMessage() for r in caplog.records] == ["1 input(s) reached encoder.max_length=32 tokens and were truncated; long_inputs=chunk reads them whole, in overlapping windows"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        module.score_texts([LONG1], [S1[0]], long=LongInputs("chunk"))
+    assert caplog.records == []

@@ -63,3 +63,54 @@ def test_unknown_precision_is_an_error(tiny_model_file: Path, precision: str) ->
 
     with pytest.raises(STSError, match="precision"):
         Scorer(checkpoint.load(tiny_model_file), precision=precision)
+
+
+ONE_MB = '''
+import json, resource, sys
+import torch
+from transformers import AutoModel, AutoTokenizer
+from sts.core import BiEncoder, CrossEncoder
+from sts.core.scorer import Scorer
+from sts.core.windows import LongInputs
+
+torch.set_num_threads(1)
+folder = sys.argv[1]
+text = " ".join(f"sentence {i} says something about topic {i % 7}." for i in range(30000))[:1_000_000]
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB, the process's high-water mark
+out = {"chars": len(text)}
+for cls, name in ((BiEncoder, "bi"), (CrossEncoder, "cross")):
+    module = cls(encoder=AutoModel.from_pretrained(folder), tokenizer=AutoTokenizer.from_pretrained(folder), max_length=128)
+    truncate = Scorer(module, batch_size=64, precision="fp32", backend="torch")
+    chunk = Scorer(module, batch_size=64, precision="fp32", backend="torch", long_inputs=LongInputs("chunk"))
+    shapes = []
+    chunk.encode = lambda features, encode=module.encode: shapes.append(tuple(features["input_ids"].shape)) or encode(features)
+    truncate(["a warm-up"], ["pair"])
+    start = peak()
+    truncate([text], ["a short query"])  # tokenises the whole text too (then cuts it): the peak to compare with
+    truncated = peak()
+    score = chunk([text], ["a short query"])
+    out[name] = {"score": float(score[0]), "truncate_mib": truncated - start, "chunk_beyond_truncate_mib": peak() - truncated,
+                 "inputs": sum(rows for rows, _ in shapes), "largest": [max(r for r, _ in shapes), max(c for _, c in shapes)]}
+print(json.dumps(out))
+'''
+
+
+def test_a_1mb_text_is_scored_in_windows_with_bounded_memory(tiny_encoder: str, tmp_path: Path) -> None:
+    """long_inputs=chunk on a 1 MB text (about 200,000 tokens, at the default chunk_max_windows):
+    the windows are encoded batch_size at a time, never more than max_length tokens wide, and the
+    process's peak memory grows by little beyond what truncating the same text takes (tokenising
+    it whole, about 150 MiB); all windows' activations at once would take several times that."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", ONE_MB, tiny_encoder], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["chars"] == 1_000_000
+    for name in ("bi", "cross"):
+        found = out[name]
+        assert found["inputs"] > 2000 and found["largest"] == [64, 128], found  # ~2,200 windows (pairs), 64 x 128 tokens at most per pass
+        assert 0.0 <= found["score"] <= 1.0 and found["chunk_beyond_truncate_mib"] < 64, found

@@ -373,7 +373,7 @@ def test_health_and_info(bi_server: Server) -> None:
     assert httpx.get(f"{bi_server.url}/health").text == "ok"
     info = httpx.get(f"{bi_server.url}/info").json()["model"]
     assert info["architecture"] == "BiEncoder" and info["version"] == sts.__version__ and "val/spearman" in info["metrics"] and 0 <= info["threshold"] <= 1
-    assert info["precision"] == "fp32"  # what the worker scores in, as set
+    assert info["precision"] == "fp32" and info["long_inputs"] == "truncate"  # how the worker scores, as set
 
 
 def test_rerank_cohere_client_and_tei_schemas_score_as_the_api(bi_server: Server, tiny_model_file: Path) -> None:
@@ -481,6 +481,33 @@ def test_cross_encoder_serves_scores_and_refuses_embeddings(tiny_cross_model_fil
         assert [r["index"] for r in ranked] == np.argsort(-expected, kind="stable").tolist()
     finally:
         assert server.stop(signal.SIGINT) == 0
+
+
+def test_long_inputs_chunk_scores_embeds_and_limits_every_window(tiny_model_file: Path, tmp_path: Path) -> None:
+    """With long_inputs=chunk the server scores and embeds a long text as the API does, and its
+    limits count the windows: usage, max_tokens (a request truncation would admit is refused)
+    and chunk_max_windows are 422s naming them."""
+    server = Server(tiny_model_file, tmp_path, "long_inputs=chunk", "max_chars=5000", "max_tokens=3000", "chunk_max_windows=20")
+    try:
+        model = sts.load(tiny_model_file, precision="fp32", long_inputs="chunk")
+        assert server.client.get("/info").json()["model"]["long_inputs"] == "chunk"
+        long = " ".join(f"the cat number {i} ate the mouse." for i in range(40))
+        windows = int(model.scorer.inputs.pieces([long]).tokens()[0])
+        assert 10 * 32 < windows <= 20 * 32  # more than 10 windows of 32 tokens, within chunk_max_windows
+        results = score(server, [[long, S2[0]], [S1[0], S2[0]]])
+        np.testing.assert_allclose([r["score"] for r in results], model.score([long, S1[0]], [S2[0], S2[0]]), atol=1e-6)
+        body = server.post("/v1/embeddings", json={"input": [long, S1[0]]}).json()
+        expected = model.embed([long, S1[0]])
+        expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+        np.testing.assert_allclose([d["embedding"] for d in body["data"]], expected, atol=1e-5)
+        assert body["usage"]["prompt_tokens"] == windows + len(model.module.tokenizer(S1[0])["input_ids"])
+        refused = server.post("/v1/embeddings", json={"input": [long] * 8})  # 8 x 32 tokens truncated, 8 x windows read
+        assert refused.status_code == 422 and "at most 3000 per request (max_tokens)" in refused.text, refused.text
+        longer = " ".join(f"the cat number {i} ate the mouse." for i in range(80))
+        refused = server.post("/v1/score", json={"pairs": [[longer, "a"]]})
+        assert refused.status_code == 422 and "at most chunk_max_windows=20 per text" in refused.text, refused.text
+    finally:
+        assert server.stop() == 0
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0(tiny_model_file: Path, tmp_path: Path) -> None:
