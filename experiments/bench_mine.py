@@ -3,6 +3,7 @@ exact vs ANN (FAISS) mining on large corpora.
 
     python experiments/bench_mine.py [--n 10000] [--top-k 10] [--repeats 3] [--rss 100000]
     python experiments/bench_mine.py --ann 100000 [--top-k 10] [--repeats 3] [--cache DIR] [--embeddings FILE] [--sample 2000] [--no-exact]
+        [--ef-search 128 256] [--no-ivf]
 
 Same model (the bundled all-MiniLM-L6-v2), corpus and threads; each side with its own defaults
 (ours: batch 64, 128 tokens; sentence-transformers: batch 32, the model's 256 tokens). The corpus
@@ -14,12 +15,14 @@ runs `mine.py top_k=10` on N sentences in a child process and reports its peak R
 
 --ann N: embeds N sentences once with `embed.py` (timed: the embedding time, reported apart;
 cached in --cache; --embeddings FILE takes them made elsewhere, untimed), then runs `mine.py embeddings=... top_k=K` with index=exact, index=faiss (HNSW
-at the shipped defaults) and index=faiss ann.structure=ivf, each --repeats times in a fresh child
+at the shipped defaults; with --ef-search also at those ann.ef_search values) and index=faiss
+ann.structure=ivf (unless --no-ivf), each --repeats times in a fresh child
 process: wall time (model load and reading the corpus included, embedding not), peak RSS of that
 process, and recall of the ANN pairs against exact's (pair-level: the share of exact's pairs the
 ANN run also wrote). With --no-exact (for 1M, where exact would take hours) recall is measured on
---sample query sentences: their exact top-K partners by brute force over all embeddings, against
-the ANN run's pairs. The load average before and after each run is printed: timings taken while
+--sample query sentences: their exact top-K partners by brute force over all embeddings, those
+scoring at least the ANN output's lowest score (mine.py keeps the best max_pairs pairs: a partner
+below that cut is not expected), against the ANN run's pairs. The load average before and after each run is printed: timings taken while
 other processes ran are not comparable. The last line is one JSON object with every figure.
 """
 from __future__ import annotations
@@ -105,14 +108,19 @@ def child(cmd: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def pairs_of(path: Path) -> set[frozenset[str]]:
+def pairs_of(path: Path) -> tuple[set[frozenset[str]], float]:
+    """The pairs a mine.py output holds, and its lowest score (where max_pairs cut it)."""
     import csv
 
+    pairs, lowest = set(), float("inf")
     with open(path, newline="", encoding="utf-8") as f:
-        return {frozenset((row["sentence1"], row["sentence2"])) for row in csv.DictReader(f)}
+        for row in csv.DictReader(f):
+            pairs.add(frozenset((row["sentence1"], row["sentence2"])))
+            lowest = min(lowest, float(row["score"]))
+    return pairs, lowest
 
 
-def sampled_exact(embeddings_path: Path, sentences: list[str], top_k: int, sample: int) -> set[frozenset[str]]:
+def sampled_exact(embeddings_path: Path, sentences: list[str], top_k: int, sample: int) -> dict[frozenset[str], float]:
     """Exact top_k partners of `sample` evenly spread sentences, by brute force over all rows."""
     import numpy as np
 
@@ -132,7 +140,7 @@ def sampled_exact(embeddings_path: Path, sentences: list[str], top_k: int, sampl
         top = np.argpartition(-s, top_k - 1, axis=1)[:, :top_k]
         best_s, best_j = np.take_along_axis(s, top, 1), np.take_along_axis(j, top, 1)
         start += len(chunk)
-    return {frozenset((sentences[r], sentences[j])) for r, js in zip(rows, best_j) for j in js}
+    return {frozenset((sentences[r], sentences[j])): float(s) for r, js, ss in zip(rows, best_j, best_s) for j, s in zip(js, ss)}
 
 
 def ann_bench(args: argparse.Namespace) -> None:
@@ -162,10 +170,12 @@ def ann_bench(args: argparse.Namespace) -> None:
         embedding = json.loads(emb_record.read_text())
         print(f"embedding (embed.py, once): {embedding['seconds']:.0f} s, peak RSS {embedding['rss_mib']:.0f} MiB, "
               f"load average {embedding['load_before']:.2f} before / {embedding['load_after']:.2f} after", flush=True)
-    sides = ([("exact", ["index=exact"])] if not args.no_exact else []) + [("faiss HNSW", ["index=faiss"]), ("faiss IVF", ["index=faiss", "ann.structure=ivf"])]
+    sides = ([("exact", ["index=exact"])] if not args.no_exact else []) + [("faiss HNSW", ["index=faiss"])]
+    sides += [(f"faiss HNSW ef_search={ef}", ["index=faiss", f"ann.ef_search={ef}"]) for ef in args.ef_search]
+    sides += [] if args.no_ivf else [("faiss IVF", ["index=faiss", "ann.structure=ivf"])]
     results: dict[str, dict] = {}
     for name, extra in sides:
-        out = cache / f"pairs-{args.ann}-{name.replace(' ', '-')}.csv"
+        out = cache / f"pairs-{args.ann}-{name.replace(' ', '-').replace('=', '')}.csv"
         cmd = [*run, str(ROOT / "mine.py"), f"input={text}", f"embeddings={emb}", f"top_k={args.top_k}", f"output={out}", "overwrite=true",
                "preview_rows=0", "progress=false", *extra]
         times, rss, loads = [], [], []
@@ -176,14 +186,18 @@ def ann_bench(args: argparse.Namespace) -> None:
             rss.append(peak)
             loads.append((before, os.getloadavg()[0]))
             print(f"{name}: {seconds:.1f} s, peak RSS {peak:.0f} MiB (load average {before:.2f} before, {loads[-1][1]:.2f} after)", flush=True)
-        results[name] = {"runs_s": times, "median_s": statistics.median(times), "rss_mib": max(rss), "loads": loads, "pairs": pairs_of(out)}
+        found, lowest = pairs_of(out)
+        results[name] = {"runs_s": times, "median_s": statistics.median(times), "rss_mib": max(rss), "loads": loads, "pairs": found, "lowest_score": lowest}
     if args.no_exact:
-        truth, how = sampled_exact(emb, sentences, args.top_k, args.sample), f"recall on the exact top-{args.top_k} partners of {args.sample} sampled sentences"
+        sampled = sampled_exact(emb, sentences, args.top_k, args.sample)
+        how = (f"recall on the exact top-{args.top_k} partners of {args.sample} sampled sentences, of those the output should hold "
+               f"(scoring at least its lowest score: mine.py keeps the best max_pairs pairs)")
     else:
-        truth, how = results["exact"]["pairs"], f"recall: share of exact's {len(results['exact']['pairs']):,} pairs found"
+        how = f"recall: share of exact's {len(results['exact']['pairs']):,} pairs found"
     rows = [["index", "median s", "runs (s)", "peak RSS MiB", "pairs", "recall"]]
     for name, r in results.items():
-        r["recall"] = len(r["pairs"] & truth) / len(truth)
+        truth = {p for p, score in sampled.items() if score >= r["lowest_score"]} if args.no_exact else results["exact"]["pairs"]
+        r["recall"], r["truth_pairs"] = len(r["pairs"] & truth) / len(truth), len(truth)
         rows.append([name, f"{r['median_s']:.1f}", " ".join(f"{t:.1f}" for t in r["runs_s"]), f"{r['rss_mib']:.0f}", f"{len(r['pairs']):,}", f"{r['recall']:.4f}"])
     print(format_table(rows, title=f"mine.py top_k={args.top_k} on {args.ann:,} sentences from embed.py's embeddings (embedding not included); {how}"))
     print(json.dumps({"n": args.ann, "top_k": args.top_k, "embedding": embedding, "host": provenance.cpu() | {"threads": torch.get_num_threads()},
@@ -201,6 +215,8 @@ def main() -> None:
     parser.add_argument("--cache", help="--ann: folder for the corpus, its embeddings and the pairs (kept between runs)")
     parser.add_argument("--sample", type=int, default=2000, help="--ann with --no-exact: query sentences recall is measured on")
     parser.add_argument("--no-exact", action="store_true", help="--ann: skip exact mining (hours at 1M); recall on --sample queries")
+    parser.add_argument("--ef-search", type=int, nargs="*", default=[], help="--ann: also HNSW at these ann.ef_search values (recall against search time)")
+    parser.add_argument("--no-ivf", action="store_true", help="--ann: skip the IVF side")
     parser.add_argument("--embeddings", help="--ann: the corpus's embeddings (.npy, same model, corpus order) made elsewhere; not re-embedded")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

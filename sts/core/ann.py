@@ -45,7 +45,7 @@ class ANN:
     structure: str = "hnsw"
     m: int = 32
     ef_construction: int = 80
-    ef_search: int = 64
+    ef_search: int = 256
     nlist: int | None = None
     nprobe: int = 128
 

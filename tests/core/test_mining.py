@@ -178,7 +178,7 @@ def test_mine_script_says_its_index_and_mines_from_embed_output(tmp_path: Path, 
     mine(compose_config("mine", [*common, f"output={tmp_path / 'exact.csv'}"]))
     assert capsys.readouterr().out.splitlines()[0] == "index=auto: exact for 7 distinct sentences (faiss from ann.auto_from=100,000)"
     mine(compose_config("mine", [*common, f"output={tmp_path / 'ann.csv'}", "ann.auto_from=5", f"embeddings={tmp_path / 'corpus.npy'}"]))
-    assert capsys.readouterr().out.splitlines()[0] == "index=auto: faiss HNSW (m=32, ef_construction=80, ef_search=64) for 7 distinct sentences (from ann.auto_from=5)"
+    assert capsys.readouterr().out.splitlines()[0] == "index=auto: faiss HNSW (m=32, ef_construction=80, ef_search=256) for 7 distinct sentences (from ann.auto_from=5)"
     exact, found = ((tmp_path / name).read_text().splitlines() for name in ("exact.csv", "ann.csv"))
     assert found[0] == exact[0] == "sentence1,sentence2,score,lbl" and [r.rsplit(",", 2)[0] for r in found] == [r.rsplit(",", 2)[0] for r in exact]
     (tmp_path / "bad.npy").write_bytes((tmp_path / "corpus.npy").read_bytes()[:-4])
