@@ -695,7 +695,6 @@ class Served:
 
     settings: dict[str, Any]
     inputs: PairInputs
-    max_length: int
     dimensions: int | None
     architecture: str
     info: dict[str, Any]
@@ -713,7 +712,7 @@ def describe_served(cfg: DictConfig) -> Served:
     inputs = replace(model.inputs, long=settings["long_inputs"])
     inputs.check()  # a chunk_overlap wider than this model's window: one line here, not a 422 per request
     info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"], settings["long_inputs"])
-    return Served(settings, inputs, model.max_length, model.dimensions, model.architecture, info)
+    return Served(settings, inputs, model.dimensions, model.architecture, info)
 
 
 def describe_apart(cfg: DictConfig) -> Served:
@@ -729,7 +728,7 @@ def build(cfg: DictConfig, served: Served | None = None) -> "ls.LitServer":
     model = served or describe_served(cfg)
     settings = model.settings
     Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), model.inputs
-    Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.max_length
+    Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.inputs.max_length
     Limits.dimensions = model.dimensions
     info = model.info
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop()}
