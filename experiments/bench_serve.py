@@ -6,8 +6,8 @@ Same model (the bundled all-MiniLM-L6-v2), same threads (torch's default for bot
 alone on the machine in turn, driven by the same load generator in a separate process (raw asyncio
 HTTP/1.1 keep-alive connections, cheap enough to leave the 2 cores to the server; `c` clients each
 sending its next request as soon as the last is answered) with STS-B pairs (train, dev and test:
-8,628 pairs, so that a queue of 128 clients' 64-pair requests never holds one body twice, which our
-once-per-batch encoding of repeated sentences would turn into free work): single-pair
+their 8,567 distinct pairs, so that a queue of 128 clients' 64-pair requests never holds one body
+twice, which our once-per-batch encoding of repeated sentences would turn into free work): single-pair
 and 64-pair requests to /v1/score at every --concurrency, one query with 100 documents to
 /v1/rerank (c1, c8) and one sentence to /v1/embeddings (c1, c32), for at least --duration seconds
 per case after a warm-up that fills the server's queue (see `drive`). Reports requests/s, pairs
@@ -345,9 +345,8 @@ def run_cases(name: str, cmd: list[str], url: str, args: argparse.Namespace, cas
         for kind in cases:
             for c in CONCURRENCY.get(kind, args.concurrency):
                 before = cpu_seconds(proc.pid)
-                found = client_run(url, c, kind, args)
+                result = results[f"c{c}_{kind}{suffix}"] = client_run(url, c, kind, args)
                 after = cpu_seconds(proc.pid)
-                result = results[f"c{c}_{kind}{suffix}"] = found
                 front = after[0] - before[0]
                 total = front + sum(after[1].get(pid, 0.0) - before[1].get(pid, 0.0) for pid in after[1])
                 result["front_end_cpu_share"] = front / total if total and after[1] else None

@@ -26,7 +26,7 @@ import sts
 from sts.core.inputs import PairInputs
 from sts.errors import STSError
 from sts.serving import server as server_module
-from sts.serving.server import Backlog, ScoreRequest, ServingLoop, _isolated, _return_freed_memory
+from sts.serving.server import Backlog, ScoreRequest, ServingLoop, _isolated
 
 from conftest import ROOT
 from helpers import foreground
@@ -567,6 +567,8 @@ def test_soak_mixed_good_and_bad_requests(bi_server: Server, tiny_model_file: Pa
 
 
 def test_freed_memory_policy_is_applied_only_when_asked() -> None:
-    assert _return_freed_memory(None) is False
+    """In a child process: applied here, the policy would stay in force for every later test."""
+    code = "from sts.serving.server import _return_freed_memory as policy; print(policy(None), policy(131072))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True, timeout=120)
     glibc = platform.libc_ver()[0] == "glibc"
-    assert _return_freed_memory(131072) is glibc
+    assert out.stdout.split() == ["False", str(glibc)]
