@@ -273,11 +273,24 @@ class PairInputs:
             return self._windows([content(self.tokenizer, texts1)], both_orders)
         return self._windows([content(self.tokenizer, texts1), content(self.tokenizer, texts2)], both_orders)
 
-    def work(self, texts1: Sequence[str], texts2: Sequence[str] | None = None) -> int:
-        """Tokens the encoder reads to score these texts (texts2 None) or pairs: a request's cost."""
+    def whole_lengths(self, texts1: Sequence[str], texts2: Sequence[str] | None = None) -> np.ndarray:
+        """Per item, the tokens the encoder would read were nothing cut (special tokens included):
+        a text's, a joined pair's, or (bi-encoder pairs) its longer side's. Above max_length, an
+        item is truncated (or windowed, long_inputs=chunk)."""
+        single = self.template.single_specials
+        if texts2 is None:
+            return np.asarray([len(ids) + single for ids in content(self.tokenizer, texts1)], dtype=np.int64)
+        one, two = content(self.tokenizer, texts1), content(self.tokenizer, texts2)
+        if self.joined:
+            return np.asarray([len(a) + len(b) + self.template.pair_specials for a, b in zip(one, two)], dtype=np.int64)
+        return np.asarray([max(len(a), len(b)) + single for a, b in zip(one, two)], dtype=np.int64)
+
+    def work(self, texts1: Sequence[str], texts2: Sequence[str] | None = None, both_orders: bool = False) -> int:
+        """Tokens the encoder reads to score these texts (texts2 None) or pairs: a request's cost
+        (a cross-encoder's with `both_orders` reads each pair twice)."""
         if texts2 is None or not self.joined:
             return int(sum(self.pieces(texts).tokens().sum() for texts in ([texts1] if texts2 is None else [texts1, texts2])))
-        return int(self.pieces(texts1, texts2).tokens().sum())
+        return int(self.pieces(texts1, texts2, both_orders).tokens().sum())
 
     def _windows(self, texts: list[list[np.ndarray]], both_orders: bool) -> Windows:
         """Each item's windows (a pair's: every window of text1 with every window of text2)."""

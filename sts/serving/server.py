@@ -73,6 +73,7 @@ class Limits:
     max_tokens: ClassVar[int] = 10_000 * 512
     dimensions: ClassVar[int | None] = None  # the embeddings' width (bi-encoders)
     inputs: ClassVar[PairInputs | None] = None  # the model's tokenizer, to count a request's tokens
+    both_orders: ClassVar[bool] = False  # a cross-encoder reading each pair twice: twice the tokens
 
 
 def _sentence(value: str, where: str) -> str:
@@ -87,18 +88,37 @@ def _sentence(value: str, where: str) -> str:
     return value
 
 
-def _check_tokens(count: Callable[[PairInputs], int], what: str) -> None:
+def _check_tokens(count: Callable[[PairInputs], int], what: str) -> int | None:
     """The request's work bound: its tokens as the model reads them (truncated, or with
     long_inputs=chunk every window's, overlaps and special tokens included) at most max_tokens;
-    an input beyond chunk_max_windows is refused here too."""
+    an input beyond chunk_max_windows is refused here too. The count (None without a model)."""
     if Limits.inputs is None:
-        return
+        return None
     try:
         tokens = count(Limits.inputs)
     except STSError as e:
         raise ValueError(f"{what}: {e}") from None
     if tokens > Limits.max_tokens:
         raise ValueError(f"{what} have {tokens} tokens; at most {Limits.max_tokens} per request (max_tokens)")
+    return tokens
+
+
+def _refuse_truncation(first: list[str], second: list[str], item: Callable[[int], str], query: bool = False) -> None:
+    """TEI's truncate=false: an input longer than the model reads (max_length tokens with its
+    special tokens; a cross-encoder's pair joined) is refused, not cut; `item(k)` names input k.
+    With long_inputs=chunk nothing is cut: every input is read whole. `query`: `first` repeats
+    one query (rerank)."""
+    inputs = Limits.inputs
+    if inputs is None or inputs.long.chunk:
+        return
+    checks = [(inputs.whole_lengths(first, second), item, " with the query" if query else "")]
+    if query and not inputs.joined:  # a bi-encoder reads the query alone, then each text alone
+        checks = [(inputs.whole_lengths(first[:1]), lambda k: "query", ""), (inputs.whole_lengths(second), item, "")]
+    for lengths, name, company in checks:
+        for k, tokens in enumerate(lengths.tolist()):
+            if tokens > inputs.max_length:
+                raise ValueError(f"{name(k)} has {tokens} tokens{company}; the model reads at most {inputs.max_length} (encoder.max_length) "
+                                 "and truncate=false refuses to cut it (send truncate=true, or serve with long_inputs=chunk)")
 
 
 def _sentences(values: list[str], name: str) -> list[str]:
@@ -157,7 +177,7 @@ class PairRequest(Work):
     @model_validator(mode="after")
     def _check_work(self) -> "PairRequest":
         first, second = self.sides()
-        _check_tokens(lambda inputs: inputs.work(first, second), "pairs")
+        _check_tokens(lambda inputs: inputs.work(first, second, Limits.both_orders), "pairs")
         return self
 
 
@@ -218,9 +238,9 @@ class RerankRequest(PairRequest):
 class TeiRerankRequest(PairRequest):
     """POST /rerank, text-embeddings-inference's schema: {"query", "texts", "raw_scores",
     "return_text", "truncate", "truncation_direction"} -> [{"index", "score", "text"}], best first.
-    Texts longer than the model's max_length are truncated from the right (TEI's truncate=true),
-    or read whole in windows when the server runs with long_inputs=chunk; `truncate` is accepted
-    and does not change that."""
+    Texts longer than the model's max_length are truncated from the right (TEI's truncate=true,
+    and ours when it is left out), or read whole in windows when the server runs with
+    long_inputs=chunk; truncate=false refuses (422) a text that would be cut, as TEI does."""
 
     query: StrictStr
     texts: list[StrictStr] = Field(min_length=1)
@@ -237,6 +257,12 @@ class TeiRerankRequest(PairRequest):
 
     def sides(self) -> tuple[list[str], list[str]]:
         return [self.query] * len(self.texts), list(self.texts)
+
+    @model_validator(mode="after")
+    def _check_truncate(self) -> "TeiRerankRequest":
+        if self.truncate is False:
+            _refuse_truncation(*self.sides(), lambda k: f"texts[{k}]", query=True)
+        return self
 
     def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
         return [{"index": i, "score": float(scores[i]), **({"text": self.texts[i]} if self.return_text else {})} for i in _ranked(scores, None)]
@@ -277,7 +303,8 @@ _Pair = Annotated[list[StrictStr], Field(min_length=2, max_length=2)]
 class PredictRequest(PairRequest):
     """POST /predict, text-embeddings-inference's schema for pairs: {"inputs": [s1, s2] or
     [[s1, s2], ...], "raw_scores", "truncate", "truncation_direction"} -> [{"score", "label"}] for
-    one pair, a list of those for several; the label is the model's lbl ("1" or "0")."""
+    one pair, a list of those for several; the label is the model's lbl ("1" or "0").
+    truncate=false refuses (422) a pair that would be cut, as TEI does; left out, it is cut."""
 
     inputs: _Pair | list[_Pair]
     raw_scores: bool = False
@@ -305,6 +332,13 @@ class PredictRequest(PairRequest):
         pairs = self._pairs_of(self.inputs)
         return [a for a, _ in pairs], [b for _, b in pairs]
 
+    @model_validator(mode="after")
+    def _check_truncate(self) -> "PredictRequest":
+        if self.truncate is False:
+            one = isinstance(self.inputs[0], str)
+            _refuse_truncation(*self.sides(), lambda k: "inputs" if one else f"inputs[{k}]")
+        return self
+
     def answer(self, scores: np.ndarray, threshold: float, model: str) -> Any:
         answers = [[{"score": float(s), "label": str(int(s >= threshold))}] for s in scores]
         return answers[0] if isinstance(self.inputs[0], str) else answers
@@ -319,6 +353,11 @@ class EmbeddingRequest(Work):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: StrictStr | None = None
+    _tokens: int | None = PrivateAttr(default=None)  # counted by the HTTP front-end: the answer's usage
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else self.input
 
     @field_validator("input")
     @classmethod
@@ -330,8 +369,12 @@ class EmbeddingRequest(Work):
             raise ValueError(f"{len(texts)} inputs; at most {Limits.max_pairs} per request (max_pairs)")
         for k, text in enumerate(texts):
             _sentence(text, f"input[{k}]")
-        _check_tokens(lambda inputs: inputs.work(texts), "inputs")
         return value
+
+    @model_validator(mode="after")
+    def _check_work(self) -> "EmbeddingRequest":
+        self._tokens = _check_tokens(lambda inputs: inputs.work(self.texts), "inputs")
+        return self
 
     @field_validator("dimensions")
     @classmethod
@@ -495,20 +538,19 @@ class PairAPI(ls.LitAPI):
 
     def _embed(self, batch: list[EmbeddingRequest]) -> list[dict[str, Any]]:
         """POST /v1/embeddings in OpenAI's format (the OpenAI client works unchanged)."""
-        texts = [[r.input] if isinstance(r.input, str) else r.input for r in batch]
-        flat = [t for group in texts for t in group]
+        flat = [t for r in batch for t in r.texts]
         metrics().items.labels("sentences").inc(len(flat))
         embeddings = self.model.embed(flat)
         # unit length, as OpenAI's are: a dot product is then the cosine the model scores with
         embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
-        tokens = self.model.scorer.inputs.pieces(flat).tokens().tolist()  # every window's with long_inputs=chunk
         out, start = [], 0
-        for r, group in zip(batch, texts):
-            part = slice(start, start + len(group))
-            start += len(group)
+        for r in batch:
+            part = slice(start, start + len(r.texts))
+            start += len(r.texts)
             as_base64 = r.encoding_format == "base64"
             data = [{"object": "embedding", "index": k, "embedding": _base64(v) if as_base64 else v.tolist()} for k, v in enumerate(embeddings[part])]
-            used = sum(tokens[part])
+            # every window's tokens with long_inputs=chunk; counted once, where the request was checked
+            used = r._tokens if r._tokens is not None else self.model.scorer.inputs.work(r.texts)
             out.append({"object": "list", "data": data, "model": self.source, "usage": {"prompt_tokens": used, "total_tokens": used}})
         return out
 
@@ -698,6 +740,7 @@ class Served:
     dimensions: int | None
     architecture: str
     info: dict[str, Any]
+    both_orders: bool = False
 
 
 def describe_served(cfg: DictConfig) -> Served:
@@ -712,7 +755,7 @@ def describe_served(cfg: DictConfig) -> Served:
     inputs = replace(model.inputs, long=settings["long_inputs"])
     inputs.check()  # a chunk_overlap wider than this model's window: one line here, not a 422 per request
     info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"], settings["long_inputs"])
-    return Served(settings, inputs, model.dimensions, model.architecture, info)
+    return Served(settings, inputs, model.dimensions, model.architecture, info, bool(model.both_orders))
 
 
 def describe_apart(cfg: DictConfig) -> Served:
@@ -729,7 +772,7 @@ def build(cfg: DictConfig, served: Served | None = None) -> "ls.LitServer":
     settings = model.settings
     Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), model.inputs
     Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.inputs.max_length
-    Limits.dimensions = model.dimensions
+    Limits.dimensions, Limits.both_orders = model.dimensions, model.both_orders
     info = model.info
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop()}
     api = PairAPI(cfg.ckpt, settings, cfg.threads, cfg.malloc_mmap_threshold, api_path="/v1/score", **batching)

@@ -90,3 +90,18 @@ def test_pooling_and_reducing_the_pieces_of_each_item(tokenizer) -> None:
     logits = torch.randn(len(pieces.owner))
     assert pieces.reduce(logits, "max").tolist() == [float(logits[owner == i].max()) for i in range(3)]
     torch.testing.assert_close(pieces.reduce(logits, "mean"), torch.stack([logits[owner == i].mean() for i in range(3)]))
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_whole_lengths_are_what_the_tokenizer_gives_uncut(tokenizer, joined: bool) -> None:
+    """What TEI's truncate=false checks: a text's (or pair's) tokens with its special tokens,
+    counted before truncation, so that exactly the inputs longer than max_length exceed it."""
+    inputs = PairInputs(tokenizer, 16, joined)
+    short, long = "the cat sat", "the cat sat on the mat and looked at the dog for a long while"
+    whole = [len(tokenizer(t)["input_ids"]) for t in (short, long)]
+    assert inputs.whole_lengths([short, long]).tolist() == whole and whole[1] > 16 >= whole[0]
+    pairs = inputs.whole_lengths([short, short], [short, long]).tolist()
+    if joined:
+        assert pairs == [len(tokenizer(short, t)["input_ids"]) for t in (short, long)]
+    else:  # read apart: the longer side's
+        assert pairs == [whole[0], whole[1]]

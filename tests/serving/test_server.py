@@ -181,6 +181,25 @@ def test_tokens_per_request_are_limited(bi_server: Server) -> None:
     assert bi_server.post("/v1/embeddings", json={"input": ["word " * 30] * 80}).status_code == 422
 
 
+def test_a_cross_encoder_reading_both_orders_counts_each_pair_twice(tiny_cross_model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_tokens bounds the tokens the model reads: with model.both_orders a cross-encoder reads
+    every pair reversed too, so a request that fits read once is refused."""
+    from pydantic import ValidationError
+
+    from sts.api import describe
+
+    inputs = describe(tiny_cross_model_file).inputs
+    pairs = [["a cat sits on the mat", "two dogs play in the park"]] * 4
+    once = inputs.work([a for a, _ in pairs], [b for _, b in pairs])
+    assert inputs.work([a for a, _ in pairs], [b for _, b in pairs], both_orders=True) == 2 * once
+    monkeypatch.setattr(server_module.Limits, "inputs", inputs)
+    monkeypatch.setattr(server_module.Limits, "max_tokens", once)
+    ScoreRequest(pairs=pairs)
+    monkeypatch.setattr(server_module.Limits, "both_orders", True)
+    with pytest.raises(ValidationError, match=f"have {2 * once} tokens; at most {once} per request"):
+        ScoreRequest(pairs=pairs)
+
+
 def test_a_failing_request_is_isolated_from_its_batch() -> None:
     def run(batch: list[str]) -> list[str]:
         if "bad" in batch:
@@ -395,6 +414,8 @@ def test_rerank_cohere_client_and_tei_schemas_score_as_the_api(bi_server: Server
     tei = bi_server.post("/rerank", json={"query": query, "texts": documents, "return_text": True, "truncate": True}).json()
     assert [r["index"] for r in tei] == order and tei[0]["text"] == documents[order[0]]
     np.testing.assert_allclose([r["score"] for r in tei], expected[order], atol=1e-6)
+    cut = bi_server.post("/rerank", json={"query": query, "texts": ["word " * 40], "truncate": True})  # TEI's truncate=true: cut, scored
+    assert cut.status_code == 200 and cut.json()[0]["score"] == pytest.approx(float(model.score([query], ["word " * 40])[0]), abs=1e-6)
     raw = bi_server.post("/rerank", json={"query": query, "texts": documents, "raw_scores": True}).json()
     np.testing.assert_allclose(sorted(r["score"] for r in raw), sorted(model.score([query] * 4, documents, clip=False)), atol=1e-6)
 
@@ -423,6 +444,10 @@ def test_rerank_cohere_client_and_tei_schemas_score_as_the_api(bi_server: Server
         ("/predict", {"inputs": "a"}, "inputs"),
         ("/predict", {"inputs": [["a", "b"], ["c"]]}, "inputs"),
         ("/predict", {"inputs": [["word " * 30, "word " * 30]] * 60}, "max_tokens"),
+        ("/rerank", {"query": "a", "texts": ["b", "word " * 40], "truncate": False}, "texts[1] has 42 tokens; the model reads at most 32"),
+        ("/rerank", {"query": "word " * 40, "texts": ["b"], "truncate": False}, "query has 42 tokens"),
+        ("/predict", {"inputs": ["b", "word " * 40], "truncate": False}, "inputs has 42 tokens"),
+        ("/predict", {"inputs": [["a", "b"], ["word " * 40, "c"]], "truncate": False}, "inputs[1] has 42 tokens"),
     ],
 )
 def test_rerank_and_tei_endpoints_validate_like_score(bi_server: Server, path: str, body: dict, names: str) -> None:
@@ -479,6 +504,11 @@ def test_cross_encoder_serves_scores_and_refuses_embeddings(tiny_cross_model_fil
         ranked = server.post("/v1/rerank", json={"query": S1[0], "documents": S2}).json()["results"]
         expected = sts.load(tiny_cross_model_file, precision="fp32").score([S1[0]] * 4, S2)
         assert [r["index"] for r in ranked] == np.argsort(-expected, kind="stable").tolist()
+        # a cross-encoder reads query and text joined: truncate=false counts them together
+        fits = server.post("/rerank", json={"query": "word " * 14, "texts": ["word " * 14], "truncate": False})
+        refused = server.post("/rerank", json={"query": "word " * 14, "texts": ["word " * 14, "word " * 16], "truncate": False})
+        assert fits.status_code == 200 and refused.status_code == 422, refused.text
+        assert "texts[1] has 33 tokens with the query; the model reads at most 32" in refused.text, refused.text
     finally:
         assert server.stop(signal.SIGINT) == 0
 
