@@ -83,13 +83,15 @@ class Model:
         long_inputs: "truncate" (a text's first max_length tokens), "chunk" (every token, in
             overlapping windows whose embeddings are averaged, or whose pairs' scores are reduced),
             or `LongInputs` with the window settings (sts.core.windows).
+        pad_to_multiple_of: batches padded to a multiple of this many tokens (at most max_length):
+            the same scores from fewer distinct input shapes (a server's kernels and memory).
     """
 
     def __init__(self, module: PairModel, info: dict[str, Any], batch_size: int = 64, precision: str = "auto", device: str = "cpu",
                  backend: str = "auto", quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False,
-                 long_inputs: str | LongInputs | None = None) -> None:
+                 long_inputs: str | LongInputs | None = None, pad_to_multiple_of: int = 1) -> None:
         self.module = module
-        self.scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration, calibrated, LongInputs.of(long_inputs))
+        self.scorer = Scorer(module, batch_size, precision, device, backend, quantize, calibration, calibrated, LongInputs.of(long_inputs), pad_to_multiple_of)
         self._info = info
 
     @property
@@ -425,6 +427,7 @@ def load(
     calibration: Sequence[str] | None = None,
     calibrated: bool = False,
     long_inputs: str | LongInputs = "truncate",
+    pad_to_multiple_of: int = 1,
 ) -> Model:
     """A model to score with.
 
@@ -443,7 +446,9 @@ def load(
     threshold through the same monotone map, so labels stay as they are. `long_inputs="chunk"`
     reads a text longer than the model's max_length whole, in overlapping windows, instead of
     its first max_length tokens; `sts.LongInputs(...)` sets the windows' overlap, a
-    cross-encoder's reduction and the cap on windows (docs/concepts.md, "Long inputs")."""
+    cross-encoder's reduction and the cap on windows (docs/concepts.md, "Long inputs").
+    `pad_to_multiple_of` pads each batch to a multiple of that many tokens: the same scores, from
+    fewer input shapes (serve.py's default, 8; docs/performance.md)."""
     from sts.io import bundled, checkpoint, onnx_folder, pretrained
 
     long = LongInputs.of(long_inputs)  # a wrong value is refused before a model is read
@@ -468,4 +473,4 @@ def load(
     if isinstance(module, CrossEncoder) and pooling is not None and pooling != module.pooling:
         raise STSError(f"pooling={pooling}: this cross-encoder pools with {module.pooling}")
     return Model(module, info, batch_size=batch_size, precision=precision, device=device, backend=backend, quantize=quantize, calibration=calibration,
-                 calibrated=calibrated, long_inputs=long)
+                 calibrated=calibrated, long_inputs=long, pad_to_multiple_of=pad_to_multiple_of)

@@ -76,7 +76,7 @@ def compose(config_name: str = "train", overrides: list[str] | None = None, outp
 
 def scoring_settings(cfg: Any) -> dict[str, Any]:
     """How a command's config says to score (the `scoring` fields every scoring config shares:
-    device, precision, batch size, backend, quantize, calibration, calibrated, long inputs): the
+    device, precision, batch size, backend, quantize, calibration, calibrated, long inputs, padding): the
     keyword arguments of `sts.load`."""
     from sts.core.backends import read_calibration
     from sts.core.windows import LongInputs
@@ -90,6 +90,7 @@ def scoring_settings(cfg: Any) -> dict[str, Any]:
         "calibration": read_calibration(cfg.calibration),
         "calibrated": bool(cfg.calibrated),
         "long_inputs": LongInputs(cfg.long_inputs, cfg.chunk_overlap, cfg.chunk_reduce, cfg.chunk_max_windows),
+        "pad_to_multiple_of": int(cfg.pad_to_multiple_of),
     }
 
 

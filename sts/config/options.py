@@ -134,6 +134,7 @@ def ranks() -> Rule:
 
 PROGRESS = choice("auto", True, False)
 BATCH = integer(1, 65536)
+PAD_MULTIPLE = integer(1, 4096)
 SEED = integer(0, 2**32 - 1)
 UNIT = optional(number(0, 1))
 
@@ -205,6 +206,7 @@ SCORING: dict[str, Rule] = {
     "calibrated": boolean(),
     "device": device(),
     **LONG_INPUTS,
+    "pad_to_multiple_of": PAD_MULTIPLE,
     "progress": PROGRESS,
     "overwrite": boolean(),
 }
@@ -303,6 +305,7 @@ SERVE: dict[str, Rule] = {
     "calibration": optional(text()),
     "calibrated": boolean(),
     **LONG_INPUTS,
+    "pad_to_multiple_of": PAD_MULTIPLE,
     "max_pairs": integer(1, 10**7),
     "max_chars": integer(1, 10**7),
     "max_tokens": optional(integer(1, 10**10)),

@@ -41,7 +41,7 @@ class Scorer:
 
     def __init__(self, module: PairModel, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
                  quantize: str | None = None, calibration: Sequence[str] | None = None, calibrated: bool = False,
-                 long_inputs: LongInputs | None = None) -> None:
+                 long_inputs: LongInputs | None = None, pad_to_multiple_of: int = 1) -> None:
         if calibrated and module.calibration is None:
             raise STSError(MISSING)
         self.long = long_inputs or LongInputs()
@@ -60,6 +60,11 @@ class Scorer:
             self.precision = self.encode.precision  # what OpenVINO compiled, read back
         elif backend == "onnx":
             self.encode = OnnxEncoder(self.module, quantize, calibration)
+        if pad_to_multiple_of < 1:
+            raise STSError(f"pad_to_multiple_of={pad_to_multiple_of}: must be at least 1")
+        self.pad_to_multiple_of = pad_to_multiple_of
+        if pad_to_multiple_of > 1:
+            self.encode = padded(self.encode or self.module.encode, pad_to_multiple_of, self.module.max_length, self.module.tokenizer.pad_token_id)
 
     @property
     def inputs(self) -> PairInputs:
@@ -91,6 +96,23 @@ class Scorer:
         """Pooled embeddings (bi-encoders), float32, in input order, at this scorer's precision and backend."""
         with self.autocast():
             return self.module.embed_texts(texts, self.batch_size, encode=self.encode, long=self.long).float().cpu().numpy()
+
+
+def padded(encode: Encode, multiple: int, max_length: int, pad_id: int) -> Encode:
+    """`encode` over batches right-padded (pad_id, attention mask 0) to a multiple of `multiple`
+    tokens, at most max_length: the padding changes no score, and a server meeting requests of
+    every length then runs few distinct input shapes, for each of which oneDNN builds and keeps
+    kernels (scoring.pad_to_multiple_of, docs/performance.md)."""
+    import torch.nn.functional as F
+
+    def run(features: dict[str, torch.Tensor]) -> torch.Tensor:
+        width = features["input_ids"].shape[1]
+        extra = min(-width % multiple, max(max_length - width, 0))
+        if extra:
+            features = {k: F.pad(t, (0, extra), value=pad_id if k == "input_ids" else 0) for k, t in features.items()}
+        return encode(features)
+
+    return run
 
 
 def _linear_weights_in_bf16(module: torch.nn.Module) -> None:

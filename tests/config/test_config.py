@@ -101,3 +101,17 @@ def test_every_scoring_command_takes_long_inputs_and_checks_them(command: str) -
     rules.check(cfg, checked)
     with pytest.raises(STSError, match=r"^option chunk_max_windows=0 must be an integer in \[1, 10000000\]$"):
         rules.check(compose_config(command, ["chunk_max_windows=0"]), checked)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "embed", "mine", "serve", "augment"])
+def test_every_scoring_command_takes_pad_to_multiple_of(command: str) -> None:
+    """pad_to_multiple_of reaches sts.load from every scoring command: 1 by default (padding to a
+    batch's longest input), 8 for serve.py, and a value below 1 is one line naming the option."""
+    from sts.config import options as rules
+    from sts.config import scoring_settings
+
+    table = {"predict": rules.PREDICT, "evaluate": rules.EVALUATE, "embed": rules.EMBED, "mine": rules.MINE, "serve": rules.SERVE, "augment": rules.AUGMENT}[command]
+    assert scoring_settings(compose_config(command, []))["pad_to_multiple_of"] == (8 if command == "serve" else 1)
+    assert scoring_settings(compose_config(command, ["pad_to_multiple_of=16"]))["pad_to_multiple_of"] == 16
+    with pytest.raises(STSError, match=r"^option pad_to_multiple_of=0 must be an integer in \[1, 4096\]$"):
+        rules.check(compose_config(command, ["pad_to_multiple_of=0"]), {"pad_to_multiple_of": table["pad_to_multiple_of"]})

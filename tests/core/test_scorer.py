@@ -7,6 +7,7 @@ import torch
 
 from sts.io import checkpoint
 from sts.core.scorer import Scorer
+from sts.errors import STSError
 
 from conftest import ROOT
 from helpers import run_cli
@@ -57,6 +58,28 @@ def test_predict_on_two_processes_writes_one_file_in_input_order(tiny_model_file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.csv", "pairs.csv", "two.csv"]  # shards cleaned up
 
 
+@pytest.mark.parametrize("model", ["tiny_model_file", "tiny_cross_model_file"])
+def test_padding_to_a_multiple_changes_no_score_and_bounds_the_shapes(model: str, request: pytest.FixtureRequest) -> None:
+    """pad_to_multiple_of: the encoder meets widths that are multiples of 8 (never beyond
+    max_length), and the scores are those of padding to each batch's longest input."""
+    module = checkpoint.load(request.getfixturevalue(model))
+    s1 = ["a man eats", "dogs run in the park today", "a man eats " + "food " * 40]
+    s2 = ["food is eaten", "cats sleep", "a man is eating"]
+    plain = Scorer(module, batch_size=2, precision="fp32")(s1, s2)
+    widths: list[int] = []
+    original = module.encode
+    module.encode = lambda features: widths.append(features["input_ids"].shape[1]) or original(features)  # type: ignore[method-assign]
+    try:
+        scorer = Scorer(module, batch_size=2, precision="fp32", pad_to_multiple_of=8)
+        padded = scorer(s1, s2)
+    finally:
+        del module.encode
+    assert widths and all(w % 8 == 0 or w == module.max_length for w in widths) and max(widths) <= module.max_length, widths
+    np.testing.assert_allclose(padded, plain, atol=1e-5)
+    with pytest.raises(STSError, match="pad_to_multiple_of=0: must be at least 1"):
+        Scorer(module, pad_to_multiple_of=0)
+
+
 @pytest.mark.parametrize("precision", ["fp16", "int4"])
 def test_unknown_precision_is_an_error(tiny_model_file: Path, precision: str) -> None:
     from sts.errors import STSError
@@ -71,6 +94,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 from sts.core import BiEncoder, CrossEncoder
 from sts.core.scorer import Scorer
+from sts.errors import STSError
 from sts.core.windows import LongInputs
 
 torch.set_num_threads(1)
