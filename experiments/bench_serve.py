@@ -21,7 +21,8 @@ line with `c<N>_<case>` entries and `memory_mib`.
     python experiments/bench_serve.py ... [--infinity PATH/TO/infinity_emb] [--cross MODEL.pt]
 
 Offline reference (always): the 64-pair case's requests scored in a process of their own by
-`Model.score`, one request per call, one after another (what the server does for one client,
+`Model.score` at sts.load's defaults (batches padded to their longest input; serve.py pads to a
+multiple of 8 tokens), one request per call, one after another (what the server does for one client,
 without HTTP), and all the pairs in one call (predict.py's rate): the server's c1 64-pair rate
 over these is what the HTTP path keeps. The one-call-each rate is taken twice: first as the server
 meets the requests (in the client's order, each for the first time, counted after --warmup
