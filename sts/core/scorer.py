@@ -37,6 +37,8 @@ class Scorer:
     long_inputs: texts longer than the model's max_length are truncated or read in windows
     (sts.core.windows); the windows are more token sequences of at most max_length for the same
     `encode`, so every backend runs them, and their pooling is torch code outside the graph.
+    pad_to_multiple_of: every batch, of any backend, padded to a multiple of that many tokens
+    (`padded`): the same scores from fewer input shapes.
     """
 
     def __init__(self, module: PairModel, batch_size: int = 64, precision: str = "auto", device: str = "cpu", backend: str = "auto",
@@ -44,6 +46,8 @@ class Scorer:
                  long_inputs: LongInputs | None = None, pad_to_multiple_of: int = 1) -> None:
         if calibrated and module.calibration is None:
             raise STSError(MISSING)
+        if pad_to_multiple_of < 1:
+            raise STSError(f"pad_to_multiple_of={pad_to_multiple_of}: must be at least 1")
         self.long = long_inputs or LongInputs()
         module.reading(self.long).check()
         self.calibration = module.calibration if calibrated else None
@@ -60,9 +64,6 @@ class Scorer:
             self.precision = self.encode.precision  # what OpenVINO compiled, read back
         elif backend == "onnx":
             self.encode = OnnxEncoder(self.module, quantize, calibration)
-        if pad_to_multiple_of < 1:
-            raise STSError(f"pad_to_multiple_of={pad_to_multiple_of}: must be at least 1")
-        self.pad_to_multiple_of = pad_to_multiple_of
         if pad_to_multiple_of > 1:
             self.encode = padded(self.encode or self.module.encode, pad_to_multiple_of, self.module.max_length, self.module.tokenizer.pad_token_id)
 
