@@ -110,7 +110,7 @@ class Model:
         module = self.module
         return model_info(self.architecture, module.encoder.config, module.max_length, getattr(module, "pooling", None),
                           getattr(module, "both_orders", None), self.threshold, self.scorer.precision, self.scorer.backend, self._info,
-                          module.calibration, self.scorer.calibration is not None, self.scorer.long.mode)
+                          module.calibration, self.scorer.calibration is not None, self.scorer.long.mode, self.scorer.pad_to_multiple_of)
 
     def __repr__(self) -> str:
         return f"Model({self.architecture}, source={self._info.get('source')!r}, threshold={self.threshold:.3f})"
@@ -327,7 +327,7 @@ class Description:
         return None if self.architecture == "CrossEncoder" else int(self.encoder.hidden_size)
 
     def info(self, precision: str = "auto", device: str = "cpu", backend: str = "auto", quantize: str | None = None, calibrated: bool = False,
-             long_inputs: str | LongInputs | None = None) -> dict[str, Any]:
+             long_inputs: str | LongInputs | None = None, pad_to_multiple_of: int = 1) -> dict[str, Any]:
         """`Model.info` as `load` with these settings would give it: the backend and precision a
         scorer plans on this host (sts.core.scorer.plan; OpenVINO may compile another float
         precision than asked on a CPU without it, which only the loaded model can read back)."""
@@ -338,7 +338,7 @@ class Description:
             raise STSError(MISSING)
         threshold = self.calibration.at(self.threshold) if calibrated and self.calibration is not None else self.threshold
         return model_info(self.architecture, self.encoder, self.max_length, self.pooling, self.both_orders, threshold, ran, backend, self.origin,
-                          self.calibration, calibrated, LongInputs.of(long_inputs).mode)
+                          self.calibration, calibrated, LongInputs.of(long_inputs).mode, pad_to_multiple_of)
 
 
 def describe(path: str | Path | None = None, *, both_orders: bool | None = None, pooling: str | None = None, max_length: int | None = None) -> Description:

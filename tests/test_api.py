@@ -248,6 +248,8 @@ def test_describe_reports_the_backend_and_precision_load_runs(settings: dict, ti
     """A server's /info comes from describe: it must say what its workers run (sts.core.scorer.plan)."""
     described, loaded = sts.describe(tiny_model_file).info(**settings), sts.load(tiny_model_file, **settings).info
     assert (described["backend"], described["precision"]) == (loaded["backend"], loaded["precision"])
+    padded = sts.describe(tiny_model_file).info(**settings, pad_to_multiple_of=8), sts.load(tiny_model_file, **settings, pad_to_multiple_of=8).info
+    assert (described["pad_to_multiple_of"], padded[0]["pad_to_multiple_of"], padded[1]["pad_to_multiple_of"]) == (1, 8, 8)
 
 
 @pytest.mark.parametrize(("model_file", "expected"), [("tiny_model_file", ("openvino", "int8")), ("tiny_cross_model_file", ("openvino", "fp32"))])

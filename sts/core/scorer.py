@@ -64,6 +64,7 @@ class Scorer:
             self.precision = self.encode.precision  # what OpenVINO compiled, read back
         elif backend == "onnx":
             self.encode = OnnxEncoder(self.module, quantize, calibration)
+        self.pad_to_multiple_of = pad_to_multiple_of
         if pad_to_multiple_of > 1:
             self.encode = padded(self.encode or self.module.encode, pad_to_multiple_of, self.module.max_length, self.module.tokenizer.pad_token_id)
 

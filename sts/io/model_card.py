@@ -28,10 +28,11 @@ SPLITS = {"val": "dev", "test": "test"}
 
 def model_info(architecture: str, encoder: Any, max_length: int, pooling: str | None, both_orders: bool | None, threshold: float,
                precision: str, backend: str, origin: dict[str, Any], calibration: Calibration | None = None, calibrated: bool = False,
-               long_inputs: str = "truncate") -> dict[str, Any]:
+               long_inputs: str = "truncate", pad_to_multiple_of: int = 1) -> dict[str, Any]:
     """`Model.info` (and `Description.info`): what the model is, how it scores, where it came from.
     `threshold` is on the scale of the scores (a probability when `calibrated`); `long_inputs`:
-    whether texts beyond max_length are truncated or read in windows."""
+    whether texts beyond max_length are truncated or read in windows; `pad_to_multiple_of`: the
+    token multiple its batches are padded to."""
     return {
         "architecture": architecture,
         "encoder": {
@@ -49,6 +50,7 @@ def model_info(architecture: str, encoder: Any, max_length: int, pooling: str | 
         "precision": precision,
         "backend": backend,
         "long_inputs": long_inputs,
+        "pad_to_multiple_of": pad_to_multiple_of,
         **origin,
     }
 

@@ -754,7 +754,8 @@ def describe_served(cfg: DictConfig) -> Served:
     model = describe(cfg.ckpt)
     inputs = replace(model.inputs, long=settings["long_inputs"])
     inputs.check()  # a chunk_overlap wider than this model's window: one line here, not a 422 per request
-    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"], settings["long_inputs"])
+    info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"], settings["long_inputs"],
+                      settings["pad_to_multiple_of"])
     return Served(settings, inputs, model.dimensions, model.architecture, info, bool(model.both_orders))
 
 

@@ -393,6 +393,7 @@ def test_health_and_info(bi_server: Server) -> None:
     info = httpx.get(f"{bi_server.url}/info").json()["model"]
     assert info["architecture"] == "BiEncoder" and info["version"] == sts.__version__ and "val/spearman" in info["metrics"] and 0 <= info["threshold"] <= 1
     assert info["precision"] == "fp32" and info["long_inputs"] == "truncate"  # how the worker scores, as set
+    assert info["pad_to_multiple_of"] == 8  # serve.yaml's default
 
 
 def test_rerank_cohere_client_and_tei_schemas_score_as_the_api(bi_server: Server, tiny_model_file: Path) -> None:
