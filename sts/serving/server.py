@@ -111,9 +111,10 @@ def _refuse_truncation(first: list[str], second: list[str], item: Callable[[int]
     inputs = Limits.inputs
     if inputs is None or inputs.long.chunk:
         return
-    checks = [(inputs.whole_lengths(first, second), item, " with the query" if query else "")]
     if query and not inputs.joined:  # a bi-encoder reads the query alone, then each text alone
         checks = [(inputs.whole_lengths(first[:1]), lambda k: "query", ""), (inputs.whole_lengths(second), item, "")]
+    else:
+        checks = [(inputs.whole_lengths(first, second), item, " with the query" if query else "")]
     for lengths, name, company in checks:
         for k, tokens in enumerate(lengths.tolist()):
             if tokens > inputs.max_length:
@@ -549,8 +550,7 @@ class PairAPI(ls.LitAPI):
             start += len(r.texts)
             as_base64 = r.encoding_format == "base64"
             data = [{"object": "embedding", "index": k, "embedding": _base64(v) if as_base64 else v.tolist()} for k, v in enumerate(embeddings[part])]
-            # every window's tokens with long_inputs=chunk; counted once, where the request was checked
-            used = r._tokens if r._tokens is not None else self.model.scorer.inputs.work(r.texts)
+            used = r._tokens  # every window's with long_inputs=chunk, counted where the request was checked
             out.append({"object": "list", "data": data, "model": self.source, "usage": {"prompt_tokens": used, "total_tokens": used}})
         return out
 
@@ -740,7 +740,6 @@ class Served:
     dimensions: int | None
     architecture: str
     info: dict[str, Any]
-    both_orders: bool = False
 
 
 def describe_served(cfg: DictConfig) -> Served:
@@ -756,7 +755,7 @@ def describe_served(cfg: DictConfig) -> Served:
     inputs.check()  # a chunk_overlap wider than this model's window: one line here, not a 422 per request
     info = model.info(settings["precision"], settings["device"], settings["backend"], settings["quantize"], settings["calibrated"], settings["long_inputs"],
                       settings["pad_to_multiple_of"])
-    return Served(settings, inputs, model.dimensions, model.architecture, info, bool(model.both_orders))
+    return Served(settings, inputs, model.dimensions, model.architecture, info)
 
 
 def describe_apart(cfg: DictConfig) -> Served:
@@ -773,7 +772,7 @@ def build(cfg: DictConfig, served: Served | None = None) -> "ls.LitServer":
     settings = model.settings
     Limits.max_pairs, Limits.max_chars, Limits.inputs = int(cfg.max_pairs), int(cfg.max_chars), model.inputs
     Limits.max_tokens = int(cfg.max_tokens) if cfg.max_tokens is not None else Limits.max_pairs * model.inputs.max_length
-    Limits.dimensions, Limits.both_orders = model.dimensions, model.both_orders
+    Limits.dimensions, Limits.both_orders = model.dimensions, bool(model.info["both_orders"])
     info = model.info
     batching = {"max_batch_size": int(cfg.max_batch_size), "batch_timeout": float(cfg.batch_timeout), "loop": ServingLoop()}
     api = PairAPI(cfg.ckpt, settings, cfg.threads, cfg.malloc_mmap_threshold, api_path="/v1/score", **batching)
