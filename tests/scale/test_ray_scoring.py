@@ -7,6 +7,7 @@ import builtins
 import csv
 import glob
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,12 +75,19 @@ def same_as_predict(rows: list[dict], paths: list[Path], ckpt: Path, tmp: Path) 
             assert abs(got["score"] - float(want["score"])) <= TOLERANCE and got["lbl"] == int(want["lbl"]), (got, want)
 
 
-def test_on_a_two_node_cluster(tiny_model_file: Path, tmp_path: Path, capsys) -> None:
+def test_on_a_two_node_cluster(tiny_model_file: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """Every job that needs the cluster, in one test, so one xdist worker starts it (xdist 3.8's
     loadgroup does not group tests under pytest 9). Two Ray nodes on this machine, 2 logical CPUs
-    each (two actors leave room for reading and writing tasks), joined by this process."""
+    each (two actors leave room for reading and writing tasks), joined by this process.
+
+    Ray's usage stats are off: with them on, Ray Data starts a daemon thread in this process that
+    queries Prometheus every 10 s for as long as the process lives, past ray.shutdown(), and its
+    imports raced a later test's first `import wandb` on the same xdist worker (a partially
+    initialised module, CI at faf3956)."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
 
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False, "object_store_memory": 100 * 2**20})
     nodes.add_node(num_cpus=2, object_store_memory=100 * 2**20)
@@ -94,6 +102,7 @@ def test_on_a_two_node_cluster(tiny_model_file: Path, tmp_path: Path, capsys) ->
     finally:
         ray.shutdown()
         nodes.shutdown()
+    assert "data-usage-metrics-poller" not in [t.name for t in threading.enumerate()]
 
 
 def command_labels_a_folder_like_predict(nodes, ckpt: Path, folder: Path, capsys) -> None:
