@@ -65,7 +65,12 @@ def host_kind(bench: Bench) -> str:
         return "AMX"
     if isinstance(host, dict) and host.get("amx"):
         return "AMX"
-    return "AVX-512, no AMX" if "[" not in bench.host else "no AMX"
+    if "[" not in bench.host:
+        return "AVX-512, no AMX"  # the earliest files name no flags; that host had AVX-512
+    flags = bench.host.split("[", 1)[1].split("]", 1)[0].split()
+    if "avx2" in flags and not any(f.startswith(("avx512", "avx_vnni", "amx")) for f in flags):
+        return "AVX2 only (no AVX-512, VNNI or AMX)"
+    return "no AMX"
 
 
 def number(value: Any) -> str:

@@ -15,7 +15,7 @@ on 20,000 pairs drawn from 400 STS-B sentences (each recurs about 100 times). Th
 peer gets our exact weights through `export.py format=sentence-transformers`.
 
 Each framework runs with its own defaults: ours `precision=auto backend=auto` for scoring (each
-row says what ran: torch bf16 on AMX, OpenVINO int8 on CPUs with VNNI, ...) and trainer=default's
+row says what ran: torch bf16 on AMX, OpenVINO int8 on CPUs with VNNI, ONNX Runtime int8 on AVX2 ...) and trainer=default's
 precision for training (bf16 on CPUs with AMX, fp32 elsewhere), the peer fp32 (`--precision fp32`
 or `bf16` puts ours, or both, in that precision). Extra rows run our other settings against the
 same peer figures: training in fp32 and with torch's dropout masks (encoder.packed_dropout=false), scoring in fp32, scoring with backend=onnx int8 (dynamic and
@@ -223,6 +223,9 @@ def predict_ours(arch: str, case: str, args: argparse.Namespace, variant: str | 
     precision, backend, quantize = SCORING_VARIANTS[variant] if variant else (args.precision, "auto", None)
     model = sts.load(args.models[f"{arch}_pt"], batch_size=args.batch_size_eval, precision=precision, device=args.device, backend=backend, quantize=quantize)
     args.ran = f"{model.info['backend']} {model.info['precision']}"  # what backend=auto and OpenVINO chose
+    weights = getattr(model.scorer.encode, "weights", None)  # ONNX Runtime's int8 weights on this CPU
+    if model.info["backend"] == "onnx" and model.info["precision"] == "int8" and weights:
+        args.ran += f" {weights}"
     s1, s2 = pairs_for(case, args.quick)
     result: dict[str, np.ndarray] = {}
     times = timed(lambda: result.__setitem__("scores", model.score(s1, s2, clip=False)), args.repeats)

@@ -440,7 +440,8 @@ def load(
     encoder folders and ids only (a model file carries its own). `backend="onnx"` runs the
     network in ONNX Runtime, int8 (`quantize`), `backend="openvino"` in OpenVINO (bf16 where the
     CPU has AMX, int8 with quantize="static"); the default `auto` picks torch where the hardware
-    has native bf16 and OpenVINO int8 on other CPUs (sts.core.precision.choose_backend); see
+    has native bf16 and an int8 or fp32 graph on other CPUs by their int8 dot products
+    (sts.core.precision.choose_backend); see
     sts.core.backends for what each costs. `calibrated=True` scores probabilities of "similar"
     (the model's calibration, fitted on dev; refused for a model without one) and maps the
     threshold through the same monotone map, so labels stay as they are. `long_inputs="chunk"`

@@ -252,14 +252,23 @@ def test_describe_reports_the_backend_and_precision_load_runs(settings: dict, ti
     assert (described["pad_to_multiple_of"], padded[0]["pad_to_multiple_of"], padded[1]["pad_to_multiple_of"]) == (1, 8, 8)
 
 
-@pytest.mark.parametrize(("model_file", "expected"), [("tiny_model_file", ("openvino", "int8")), ("tiny_cross_model_file", ("openvino", "fp32"))])
-def test_describe_on_a_faked_vnni_host_reports_openvino(model_file: str, expected: tuple, request, monkeypatch: pytest.MonkeyPatch) -> None:
-    """backend=auto on a CPU with VNNI and no AMX (faked): int8 for a bi-encoder, fp32 for a cross-encoder."""
+@pytest.mark.parametrize(
+    ("flags", "model_file", "expected"),
+    [
+        ("avx512_vnni avx512f", "tiny_model_file", ("openvino", "int8")),
+        ("avx512_vnni avx512f", "tiny_cross_model_file", ("openvino", "fp32")),
+        ("avx2", "tiny_model_file", ("onnx", "int8")),
+        ("avx2", "tiny_cross_model_file", ("onnx", "int8")),
+    ],
+)
+def test_describe_on_a_faked_host_reports_its_backend(flags: str, model_file: str, expected: tuple, request, monkeypatch: pytest.MonkeyPatch) -> None:
+    """backend=auto on a CPU with VNNI and no AMX (faked): OpenVINO, int8 for a bi-encoder and fp32
+    for a cross-encoder; on an AVX2-only CPU: ONNX Runtime's int8 for both."""
     from sts.core import precision
 
     monkeypatch.delenv("STS_BACKEND")
     monkeypatch.setattr(precision, "_announced", set())
-    monkeypatch.setattr(precision, "cpu", lambda: {"model": "test", "flags": ["avx512_vnni", "avx512f"], "amx": False})
+    monkeypatch.setattr(precision, "cpu", lambda: {"model": "test", "flags": flags.split(), "amx": False})
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     monkeypatch.setattr(precision, "int8_runtime", lambda: True)
     info = sts.describe(request.getfixturevalue(model_file)).info()

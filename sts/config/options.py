@@ -18,8 +18,8 @@ from sts.core.ann import INDEXES, STRUCTURES
 from sts.core.checks import Invalid, Rule, boolean, choice, either, integer, number, optional, text
 from sts.errors import STSError
 from sts.core.pooling import POOLING_MODES
-from sts.core.backends import BACKENDS, QUANTIZATIONS
-from sts.core.precision import PRECISIONS
+from sts.core.backends import QUANTIZATIONS
+from sts.core.precision import BACKENDS, PRECISIONS
 from sts.core.windows import RULES as LONG_INPUTS
 
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")  # engine=ray's writers

@@ -10,6 +10,15 @@ quantization:
 - `static`: activations quantized with ranges calibrated on training sentences (percentile
   99.99 of 512 STS-B train sentences, or the file `calibration`), attention products left in fp32;
 - `none`: the fp32 graph.
+The weights' format follows the CPU (`GraphEncoder.weights`). With int8 dot products (VNNI, AMX)
+they are signed 8-bit. Without them (AVX2, AVX-512 without VNNI) ONNX Runtime multiplies u8
+activations by s8 weights with vpmaddubsw, whose 16-bit sums of two products saturate, and the
+scores drift; there a bi-encoder's weights keep 7 bits (`reduce_range`, the saturation cannot
+happen) and a cross-encoder's are unsigned 8-bit (ONNX Runtime's u8 x u8 kernel, which widens to
+16 bits first: slower, and the only format that kept a trained cross-encoder within 0.1). On an
+AVX2-only AMD EPYC, STS-B dev (experiments/bench/quant-sensitivity-*-avx2-dev.txt): s8 cost the
+bundled MiniLM 0.11 Spearman and 7-bit nothing; cross_from_sick lost 0.21 with s8, 0.13 with
+7-bit and 0.05 with u8.
 OpenVINO compiles the fp32 graph (`quantize=none`, its default) at the scoring precision (bf16
 where the hardware has it natively, else fp32), or with `quantize=static` NNCF's post-training
 int8 graph: SmoothQuant moves the activation outliers of every matrix product's input (the
@@ -53,8 +62,8 @@ from sts.data.tables import atomic_output
 from sts.errors import STSError
 from sts.core import PairModel
 from sts.core.cross_encoder import CrossEncoder
+from sts.core import precision as host
 
-BACKENDS = ("auto", "torch", "onnx", "openvino")
 QUANTIZATIONS = ("dynamic", "static", "none")
 # quantize=null means the backend's own default
 DEFAULT_QUANTIZE = {"onnx": "dynamic", "openvino": "none"}
@@ -236,6 +245,8 @@ class GraphEncoder:
             raise STSError(f"quantize={quantize!r}: choose one of {QUANTIZATIONS}")
         self.module, self.quantize = module.eval(), quantize
         self.pair = isinstance(module, CrossEncoder)
+        # ONNX Runtime's int8 weights: s8 | s8 7-bit | u8 (the module docstring says why)
+        self.weights = host.onnx_int8_weights(self.pair) if self.runtime == "onnxruntime" and quantize != "none" else "s8"
         self.graph = exported_graph(module)
         self.names = graph_inputs(module)
         self.calibration = list(calibration) if calibration is not None else None
@@ -265,7 +276,7 @@ class GraphEncoder:
         for name, tensor in self.module.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        settings = [type(self.module).__name__, getattr(self.module, "pooling", ""), self.quantize, runtime, torch.__version__, *(self.calibration or ["<default>"])]
+        settings = [type(self.module).__name__, getattr(self.module, "pooling", ""), self.quantize, self.weights, runtime, torch.__version__, *(self.calibration or ["<default>"])]
         digest.update("\x00".join(map(str, settings)).encode())
         return digest.hexdigest()[:32]
 
@@ -336,7 +347,7 @@ class GraphEncoder:
 
         out = tmp / "int8.onnx"
         if self.quantize == "dynamic":
-            quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
+            quantize_dynamic(str(fp32), str(out), weight_type=self._weight_type(), per_channel=True, reduce_range=self.weights == "s8 7-bit", op_types_to_quantize=["MatMul"])
             return out
         self._quantize_static(fp32, out)
         return out
@@ -366,6 +377,11 @@ class GraphEncoder:
         ov.save_model(quantized, str(out), compress_to_fp16=False)
         return out
 
+    def _weight_type(self) -> Any:
+        from onnxruntime.quantization import QuantType
+
+        return QuantType.QUInt8 if self.weights == "u8" else QuantType.QInt8
+
     def _quantize_static(self, fp32: Path, out: Path) -> None:
         import onnx
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -383,8 +399,8 @@ class GraphEncoder:
                 return next(self.batches, None)
 
         with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its histogram settings
-            quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            per_channel=True, op_types_to_quantize=["MatMul"], nodes_to_exclude=attention, calibrate_method=CalibrationMethod.Percentile,
+            quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8, weight_type=self._weight_type(),
+                            per_channel=True, reduce_range=self.weights == "s8 7-bit", op_types_to_quantize=["MatMul"], nodes_to_exclude=attention, calibrate_method=CalibrationMethod.Percentile,
                             extra_options={"CalibPercentile": 99.99})
 
 

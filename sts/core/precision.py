@@ -1,5 +1,6 @@
 """precision=auto: bf16 autocast where the hardware multiplies bf16 natively, fp32 elsewhere;
-backend=auto: on a CPU without native bf16, OpenVINO's int8 graph when the openvino extra is there.
+backend=auto: on a CPU without native bf16, an int8 graph (OpenVINO's with VNNI, ONNX Runtime's without)
+when the extras are there.
 
 On CPUs with AMX (Intel Xeon 4th generation and later) bf16 matrix products run several times
 faster than fp32 and the scores move by about 1e-3 (STS-B Spearman within 0.01); on CPUs without
@@ -18,6 +19,7 @@ from sts.errors import STSError
 from sts.core.provenance import cpu
 
 PRECISIONS = ("auto", "fp32", "bf16")
+BACKENDS = ("auto", "torch", "onnx", "openvino")  # what runs the network pass (sts.core.backends)
 _announced: set[tuple[str, str]] = set()
 log = logging.getLogger(__name__)
 
@@ -75,11 +77,24 @@ def int8_runtime() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf", "onnx"))
 
 
+def onnx_runtime() -> bool:
+    """Whether ONNX Runtime and the ONNX exporter are installed (the onnx extra)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx", "onnxscript"))
+
+
 def int8_dot_products() -> str | None:
     """Which int8 dot-product instructions the CPU has (VNNI or AMX int8), or None: without them
     an int8 matrix product is emulated with 16-bit steps and is not faster than fp32."""
     found = [f for f in ("amx_int8", "avx512_vnni", "avx_vnni") if f in cpu()["flags"]]
     return found[0] if found else None
+
+
+def onnx_int8_weights(cross_encoder: bool) -> str:
+    """ONNX Runtime's int8 weight format on this CPU: s8 with int8 dot products; without them s8 in
+    7 bits for a bi-encoder and u8 for a cross-encoder (sts.core.backends says why)."""
+    if int8_dot_products():
+        return "s8"
+    return "u8" if cross_encoder else "s8 7-bit"
 
 
 def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> tuple[str, str | None]:
@@ -89,23 +104,30 @@ def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> 
     - a CPU with int8 dot products (VNNI) but no AMX: OpenVINO's int8 graph for a bi-encoder (NNCF
       with SmoothQuant, built once per model and cached: STS-B Spearman within 0.1 of fp32);
       a cross-encoder stays in fp32 there (int8 cost a trained one 0.24 on STS-B test);
-    - other CPUs (AVX2 or AVX-512 without VNNI): OpenVINO's fp32 graph, the fastest exact one there;
-    - torch fp32 when the openvino extra is missing.
+    - a CPU with neither (AVX2, AVX-512 without VNNI): ONNX Runtime's dynamic int8 graph, its weights
+      in the format that does not saturate there (`onnx_int8_weights`), built once per model and
+      cached: on an AVX2-only AMD EPYC the fastest scorer within 0.1 STS-B Spearman of fp32
+      (OpenVINO's int8 graph ran slower than its fp32 one there); OpenVINO's fp32 graph without the
+      onnx extra;
+    - torch fp32 when neither extra is installed.
     Said once per process."""
     fixed = os.environ.get("STS_BACKEND")
     if fixed:
-        from sts.core.backends import BACKENDS
-
         if fixed not in BACKENDS[1:]:
             raise STSError(f"STS_BACKEND={fixed!r}: choose one of {', '.join(BACKENDS[1:])} (or unset it for backend=auto)")
         return fixed, None
     if precision != "auto" or torch.device(device).type != "cpu" or native_bf16(device):
         return "torch", None
-    if not int8_runtime():
-        _say_once(("backend", "torch"), "backend=auto chose torch fp32: no native bf16 on this CPU; pip install 'sts[onnx,openvino]' for OpenVINO, "
-                  "faster on such CPUs (docs/performance.md)")
-        return "torch", None
     vnni = int8_dot_products()
+    if not vnni and onnx_runtime():
+        weights = onnx_int8_weights(cross_encoder)
+        _say_once(("backend", f"onnx int8 {weights}"), f"backend=auto chose onnx int8 (ONNX Runtime, dynamic, {weights} weights, built once per model): no native "
+                  "bf16 or int8 dot products on this CPU; backend=torch precision=fp32 gives exact fp32 scores")
+        return "onnx", "dynamic"
+    if not int8_runtime():
+        _say_once(("backend", "torch"), f"backend=auto chose torch fp32: no native bf16 on this CPU; pip install 'sts[onnx,openvino]' for "
+                  "OpenVINO or ONNX Runtime, faster on such CPUs (docs/performance.md)")
+        return "torch", None
     if vnni and not cross_encoder:
         _say_once(("backend", "openvino int8"), f"backend=auto chose openvino int8 (NNCF, built once per model): this CPU has int8 dot products ({vnni}) "
                   "but no native bf16; backend=torch precision=fp32 gives exact fp32 scores")

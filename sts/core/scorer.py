@@ -14,11 +14,11 @@ import torch
 from tqdm.auto import tqdm
 
 from sts.core.calibration import MISSING
-from sts.core.backends import BACKENDS, DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder, exported_graph, graph_backend
+from sts.core.backends import DEFAULT_QUANTIZE, OnnxEncoder, OpenVinoEncoder, exported_graph, graph_backend
 from sts.errors import STSError
 from sts.core.inputs import PairInputs
 from sts.core.model import Encode, PairModel
-from sts.core.precision import PRECISIONS, choose_backend, resolve
+from sts.core.precision import BACKENDS, PRECISIONS, choose_backend, resolve
 from sts.core.windows import LongInputs
 
 

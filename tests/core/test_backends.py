@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import sts
 from sts.core import backends
@@ -92,7 +93,11 @@ def test_auto_scores_in_openvino_int8_on_a_cpu_without_bf16(model_file: str, req
     auto = sts.load(path)  # int8 for a bi-encoder, OpenVINO's fp32 graph for a cross-encoder (tests/test_precision.py)
     cross = model_file == "tiny_cross_model_file"
     assert (auto.info["backend"], auto.info["precision"]) == ("openvino", "fp32" if cross else "int8")
-    monkeypatch.setattr(sts.core.precision, "int8_dot_products", lambda: None)  # AVX2 only: OpenVINO's fp32 graph
+    monkeypatch.setattr(sts.core.precision, "int8_dot_products", lambda: None)  # AVX2 only: ONNX Runtime's int8, 7-bit weights
+    avx2 = sts.load(path)
+    assert (avx2.info["backend"], avx2.info["precision"]) == ("onnx", "int8")
+    assert np.abs(avx2.score(S1, S2, clip=False) - torch_scores).max() < 0.05
+    monkeypatch.setattr(sts.core.precision, "onnx_runtime", lambda: False)  # without the onnx extra: OpenVINO's fp32 graph
     plain = sts.load(path)
     assert (plain.info["backend"], plain.info["precision"]) == ("openvino", "fp32")
     np.testing.assert_allclose(plain.score(S1, S2, clip=False), torch_scores, atol=1e-5)
@@ -101,6 +106,37 @@ def test_auto_scores_in_openvino_int8_on_a_cpu_without_bf16(model_file: str, req
     assert sts.load(path, precision="fp32").info["backend"] == "torch"  # an explicit precision keeps torch
     monkeypatch.setattr(sts.core.precision, "native_bf16", lambda device: "AMX")
     assert sts.load(path).info["backend"] == "torch"
+
+
+def test_int8_weights_never_saturate_where_the_cpu_has_no_int8_dot_products(tiny_model_file: Path, tiny_cross_model_file: Path, cache: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without VNNI, ONNX Runtime's u8 x s8 kernel (vpmaddubsw) sums two products in 16 bits and
+    saturates: a bi-encoder's s8 weights keep 7 bits there ([-64, 64]) and a cross-encoder's are
+    u8; with VNNI both are s8 over [-127, 127]. Each format is its own cache entry. (quantize=static
+    takes its format from the same attribute.)"""
+    import onnx
+    import onnxruntime
+    from onnx import numpy_helper
+
+    from sts.io import checkpoint
+
+    found = {}
+    for model_file in (tiny_model_file, tiny_cross_model_file):
+        module = checkpoint.load(model_file)
+        for host, dot_products in [("vnni", "avx512_vnni"), ("avx2", None)]:
+            monkeypatch.setattr(sts.core.precision, "int8_dot_products", lambda: dot_products)
+            encoder = backends.OnnxEncoder(module, "dynamic")
+            graph = onnx.load(str(encoder._cached_graph(f"onnxruntime {onnxruntime.__version__}"))).graph
+            weights = [t for t in graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) and len(t.dims) == 2]
+            types = {onnx.TensorProto.DataType.Name(t.data_type) for t in weights}
+            widest = max(int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max()) for t in weights)
+            found[type(module).__name__, host] = (encoder.weights, types, widest > 64)
+            batch = encoder._features(S1)
+            with torch.no_grad():
+                np.testing.assert_allclose(encoder(batch).numpy(), module.eval().encode(batch).numpy(), atol=0.1)  # int8, and close
+    assert found == {("BiEncoder", "vnni"): ("s8", {"INT8"}, True), ("BiEncoder", "avx2"): ("s8 7-bit", {"INT8"}, False),
+                     ("CrossEncoder", "vnni"): ("s8", {"INT8"}, True), ("CrossEncoder", "avx2"): ("u8", {"UINT8"}, True)}
+    assert len(list(cache.glob("*-dynamic.onnx"))) == 4
 
 
 def test_static_quantization_is_calibrated_on_the_given_sentences(tiny_model_file: Path, tmp_path: Path, cache: Path) -> None:

@@ -76,22 +76,25 @@ def test_default_trainer_trains_in_bf16_exactly_on_native_hardware(monkeypatch: 
 
 
 @pytest.mark.parametrize(
-    ("flags", "tiles", "extra", "precision_", "device", "chosen"),
+    ("flags", "tiles", "extras", "precision_", "device", "chosen"),
     [
-        (["amx_bf16", "amx_int8", "avx512_bf16"], True, True, "auto", "cpu", ("torch", None)),  # bf16 in torch
-        (["avx512_bf16", "avx512_vnni", "avx512f"], False, True, "auto", "cpu", ("openvino", "static")),  # AVX-512 with VNNI, no AMX
-        (["avx_vnni", "avx2"], False, True, "auto", "cpu", ("openvino", "static")),  # AVX2 with VNNI
-        (["avx2"], False, True, "auto", "cpu", ("openvino", "none")),  # AVX2 only: int8 without dot products is not faster
-        (["avx2"], False, False, "auto", "cpu", ("torch", None)),  # the openvino extra is not installed
-        (["avx512_vnni"], False, True, "fp32", "cpu", ("torch", None)),  # an explicit precision keeps torch
-        (["avx512_vnni"], False, True, "auto", "cuda", ("torch", None)),
+        (["amx_bf16", "amx_int8", "avx512_bf16"], True, "onnx openvino", "auto", "cpu", ("torch", None)),  # bf16 in torch
+        (["avx512_bf16", "avx512_vnni", "avx512f"], False, "onnx openvino", "auto", "cpu", ("openvino", "static")),  # AVX-512 with VNNI, no AMX
+        (["avx_vnni", "avx2"], False, "onnx openvino", "auto", "cpu", ("openvino", "static")),  # AVX2 with VNNI
+        (["avx2"], False, "onnx openvino", "auto", "cpu", ("onnx", "dynamic")),  # AVX2 only: ONNX Runtime's int8
+        (["avx512f", "avx2"], False, "onnx", "auto", "cpu", ("onnx", "dynamic")),  # AVX-512 without VNNI, the onnx extra alone
+        (["avx2"], False, "openvino", "auto", "cpu", ("openvino", "none")),  # no onnx extra: OpenVINO's fp32 graph
+        (["avx2"], False, "", "auto", "cpu", ("torch", None)),  # neither extra is installed
+        (["avx512_vnni"], False, "onnx openvino", "fp32", "cpu", ("torch", None)),  # an explicit precision keeps torch
+        (["avx512_vnni"], False, "onnx openvino", "auto", "cuda", ("torch", None)),
     ],
 )
 def test_backend_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch, fresh: None, caplog: pytest.LogCaptureFixture, flags: list[str], tiles: bool,
-                                           extra: bool, precision_: str, device: str, chosen: tuple) -> None:
+                                           extras: str, precision_: str, device: str, chosen: tuple) -> None:
     monkeypatch.delenv("STS_BACKEND")
     fake_cpu(monkeypatch, flags, tiles)
-    monkeypatch.setattr(precision, "int8_runtime", lambda: extra)
+    monkeypatch.setattr(precision, "int8_runtime", lambda: "openvino" in extras.split())
+    monkeypatch.setattr(precision, "onnx_runtime", lambda: "onnx" in extras.split())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with caplog.at_level("INFO", logger="sts.core.precision"):
         assert precision.choose_backend(precision_, device) == chosen
@@ -99,11 +102,18 @@ def test_backend_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch, fres
     said = [r.getMessage() for r in caplog.records]
     if precision_ == "auto" and device == "cpu" and "amx_bf16" not in flags:
         assert len(said) == 1 and said[0].startswith(f"backend=auto chose {chosen[0]} ")  # once per process
-        assert ("pip install 'sts[onnx,openvino]'" in said[0]) == (not extra)
+        assert ("pip install 'sts[onnx,openvino]'" in said[0]) == (not extras)
+        assert ("s8 7-bit weights" in said[0]) == (chosen == ("onnx", "dynamic"))  # a bi-encoder's format on such a CPU
     else:
         assert said == []
     monkeypatch.setenv("STS_BACKEND", "onnx")  # a deployment's fixed choice wins
     assert precision.choose_backend(precision_, device) == ("onnx", None)
+
+
+@pytest.mark.parametrize(("flags", "bi", "cross"), [(["avx512_vnni"], "s8", "s8"), (["amx_int8"], "s8", "s8"), (["avx2"], "s8 7-bit", "u8"), (["avx512f"], "s8 7-bit", "u8")])
+def test_onnx_int8_weights_follow_the_cpu(monkeypatch: pytest.MonkeyPatch, flags: list[str], bi: str, cross: str) -> None:
+    fake_cpu(monkeypatch, flags, False)
+    assert (precision.onnx_int8_weights(cross_encoder=False), precision.onnx_int8_weights(cross_encoder=True)) == (bi, cross)
 
 
 def test_backend_auto_keeps_cross_encoders_in_fp32_on_vnni(monkeypatch: pytest.MonkeyPatch, fresh: None) -> None:

@@ -18,16 +18,22 @@ RECIPES = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 SMOKE = [o for o in TINY_TRAINER if o != "soup=none"]
 
 
-def smoke_cfg(tiny_encoder: str, out: Path, *overrides: str, every_stage_too: tuple[str, ...] = ()):
+def smoke_cfg(tiny_encoder: str, out: Path, *overrides: str, every_stage_too: tuple[str, ...] = (), augment: tuple[str, ...] = ("batch_size=256",)):
     """A recipe on the tiny encoder for a few steps, every stage (and stage of a stage) too."""
     tiny = [*SMOKE, f"encoder.name_or_path={tiny_encoder}", "logger=none", *every_stage_too]
     every_stage = ",".join(repr(o) for o in tiny)
-    return compose_train([f"stage_overrides.train=[{every_stage}]", "stage_overrides.augment=['batch_size=256']", *tiny, *overrides], out)
+    return compose_train([f"stage_overrides.train=[{every_stage}]", f"stage_overrides.augment=[{','.join(repr(o) for o in augment)}]", *tiny, *overrides], out)
+
+
+# each training sentence with its nearest neighbour only: every silver stage and its student run
+# whole on a third to a sixth of the recipe's pairs (labelling and tokenising them was most of
+# these tests' time); test_stages_feed_each_other_as_declared keeps a recipe's own ranks
+FEW_SILVER = ("batch_size=256", "ranks=[1]", "random_partners=0")
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_every_recipe_runs_end_to_end_on_the_tiny_encoder(recipe: str, tiny_encoder: str, tmp_path: Path) -> None:
-    cfg = smoke_cfg(tiny_encoder, tmp_path / "run", f"experiment={recipe}")
+    cfg = smoke_cfg(tiny_encoder, tmp_path / "run", f"experiment={recipe}", augment=FEW_SILVER)
     metrics = run_recipe(cfg)
     out = Path(cfg.paths.output_dir)
     record = json.loads((out / "metrics.json").read_text())
