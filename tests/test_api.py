@@ -258,12 +258,13 @@ def test_describe_reports_the_backend_and_precision_load_runs(settings: dict, ti
         ("avx512_vnni avx512f", "tiny_model_file", ("openvino", "int8")),
         ("avx512_vnni avx512f", "tiny_cross_model_file", ("openvino", "fp32")),
         ("avx2", "tiny_model_file", ("onnx", "int8")),
-        ("avx2", "tiny_cross_model_file", ("onnx", "int8")),
+        ("avx2", "tiny_cross_model_file", ("openvino", "fp32")),
     ],
 )
 def test_describe_on_a_faked_host_reports_its_backend(flags: str, model_file: str, expected: tuple, request, monkeypatch: pytest.MonkeyPatch) -> None:
     """backend=auto on a CPU with VNNI and no AMX (faked): OpenVINO, int8 for a bi-encoder and fp32
-    for a cross-encoder; on an AVX2-only CPU: ONNX Runtime's int8 for both."""
+    for a cross-encoder; on an AVX2-only CPU: ONNX Runtime's int8 for a bi-encoder, OpenVINO's fp32
+    graph for a cross-encoder."""
     from sts.core import precision
 
     monkeypatch.delenv("STS_BACKEND")

@@ -15,10 +15,10 @@ they are signed 8-bit. Without them (AVX2, AVX-512 without VNNI) ONNX Runtime mu
 activations by s8 weights with vpmaddubsw, whose 16-bit sums of two products saturate, and the
 scores drift; there a bi-encoder's weights keep 7 bits (`reduce_range`, the saturation cannot
 happen) and a cross-encoder's are unsigned 8-bit (ONNX Runtime's u8 x u8 kernel, which widens to
-16 bits first: slower, and the only format that kept a trained cross-encoder within 0.1). On an
-AVX2-only AMD EPYC, STS-B dev (experiments/bench/quant-sensitivity-*-avx2-dev.txt): s8 cost the
-bundled MiniLM 0.11 Spearman and 7-bit nothing; cross_from_sick lost 0.21 with s8, 0.13 with
-7-bit and 0.05 with u8.
+16 bits first: slower, and of the formats tried the one that kept a trained cross-encoder within
+0.1 on dev). On an AVX2-only AMD EPYC, STS-B dev (experiments/bench/quant-sensitivity-*-avx2-dev.txt):
+s8 cost the bundled MiniLM 0.11 Spearman and 7-bit nothing; cross_from_sick lost 0.21 with s8, 0.13
+with 7-bit and 0.05 with u8 (0.10 on test, so backend=auto keeps cross-encoders in fp32 there).
 OpenVINO compiles the fp32 graph (`quantize=none`, its default) at the scoring precision (bf16
 where the hardware has it natively, else fp32), or with `quantize=static` NNCF's post-training
 int8 graph: SmoothQuant moves the activation outliers of every matrix product's input (the

@@ -104,11 +104,13 @@ def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> 
     - a CPU with int8 dot products (VNNI) but no AMX: OpenVINO's int8 graph for a bi-encoder (NNCF
       with SmoothQuant, built once per model and cached: STS-B Spearman within 0.1 of fp32);
       a cross-encoder stays in fp32 there (int8 cost a trained one 0.24 on STS-B test);
-    - a CPU with neither (AVX2, AVX-512 without VNNI): ONNX Runtime's dynamic int8 graph, its weights
-      in the format that does not saturate there (`onnx_int8_weights`), built once per model and
-      cached: on an AVX2-only AMD EPYC the fastest scorer within 0.1 STS-B Spearman of fp32
-      (OpenVINO's int8 graph ran slower than its fp32 one there); OpenVINO's fp32 graph without the
-      onnx extra;
+    - a CPU with neither (AVX2, AVX-512 without VNNI): for a bi-encoder ONNX Runtime's dynamic int8
+      graph, its weights in the format that does not saturate there (`onnx_int8_weights`), built
+      once per model and cached: on an AVX2-only AMD EPYC the fastest scorer within 0.1 STS-B
+      Spearman of fp32 (OpenVINO's int8 graph ran slower than its fp32 one there); a cross-encoder
+      stays in fp32 there too (its best int8, u8 weights, cost a trained one 0.10 on STS-B test for
+      about as much speed as OpenVINO's fp32 graph: experiments/bench/full-cpu-avx2-*.txt);
+      OpenVINO's fp32 graph without the onnx extra;
     - torch fp32 when neither extra is installed.
     Said once per process."""
     fixed = os.environ.get("STS_BACKEND")
@@ -119,20 +121,22 @@ def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> 
     if precision != "auto" or torch.device(device).type != "cpu" or native_bf16(device):
         return "torch", None
     vnni = int8_dot_products()
-    if not vnni and onnx_runtime():
+    if not vnni and not cross_encoder and onnx_runtime():
         weights = onnx_int8_weights(cross_encoder)
         _say_once(("backend", f"onnx int8 {weights}"), f"backend=auto chose onnx int8 (ONNX Runtime, dynamic, {weights} weights, built once per model): no native "
                   "bf16 or int8 dot products on this CPU; backend=torch precision=fp32 gives exact fp32 scores")
         return "onnx", "dynamic"
     if not int8_runtime():
-        _say_once(("backend", "torch"), f"backend=auto chose torch fp32: no native bf16 on this CPU; pip install 'sts[onnx,openvino]' for "
+        _say_once(("backend", "torch"), "backend=auto chose torch fp32: no native bf16 on this CPU; pip install 'sts[onnx,openvino]' for "
                   "OpenVINO or ONNX Runtime, faster on such CPUs (docs/performance.md)")
         return "torch", None
     if vnni and not cross_encoder:
         _say_once(("backend", "openvino int8"), f"backend=auto chose openvino int8 (NNCF, built once per model): this CPU has int8 dot products ({vnni}) "
                   "but no native bf16; backend=torch precision=fp32 gives exact fp32 scores")
         return "openvino", "static"
-    why = "int8 is for bi-encoders (it cost a trained cross-encoder 0.24 STS-B Spearman)" if vnni else "no native bf16 or int8 dot products on this CPU"
-    _say_once(("backend", "openvino fp32"), f"backend=auto chose openvino fp32 (the graph exported once per model): {why}; "
-              "backend=openvino quantize=static scores in int8")
+    if cross_encoder:
+        why = "int8 is for bi-encoders (it cost a trained cross-encoder 0.10 to 0.24 STS-B Spearman on these CPUs)"
+    else:
+        why = "no native bf16 or int8 dot products on this CPU; pip install 'sts[onnx]' for ONNX Runtime's int8 graph, faster here"
+    _say_once(("backend", "openvino fp32"), f"backend=auto chose openvino fp32 (the graph exported once per model): {why}")
     return "openvino", "none"

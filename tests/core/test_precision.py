@@ -116,9 +116,11 @@ def test_onnx_int8_weights_follow_the_cpu(monkeypatch: pytest.MonkeyPatch, flags
     assert (precision.onnx_int8_weights(cross_encoder=False), precision.onnx_int8_weights(cross_encoder=True)) == (bi, cross)
 
 
-def test_backend_auto_keeps_cross_encoders_in_fp32_on_vnni(monkeypatch: pytest.MonkeyPatch, fresh: None) -> None:
+@pytest.mark.parametrize(("flags", "bi"), [(["avx512_vnni", "avx512f"], ("openvino", "static")), (["avx2"], ("onnx", "dynamic"))])
+def test_backend_auto_keeps_cross_encoders_in_fp32_without_bf16(monkeypatch: pytest.MonkeyPatch, fresh: None, flags: list[str], bi: tuple) -> None:
     monkeypatch.delenv("STS_BACKEND")
-    fake_cpu(monkeypatch, ["avx512_vnni", "avx512f"], False)
+    fake_cpu(monkeypatch, flags, False)
     monkeypatch.setattr(precision, "int8_runtime", lambda: True)
-    assert precision.choose_backend("auto", "cpu", cross_encoder=False) == ("openvino", "static")
+    monkeypatch.setattr(precision, "onnx_runtime", lambda: True)
+    assert precision.choose_backend("auto", "cpu", cross_encoder=False) == bi
     assert precision.choose_backend("auto", "cpu", cross_encoder=True) == ("openvino", "none")
