@@ -108,8 +108,8 @@ def choose_backend(precision: str, device: str, cross_encoder: bool = False) -> 
       graph, its weights in the format that does not saturate there (`onnx_int8_weights`), built
       once per model and cached: on an AVX2-only AMD EPYC the fastest scorer within 0.1 STS-B
       Spearman of fp32 (OpenVINO's int8 graph ran slower than its fp32 one there); a cross-encoder
-      stays in fp32 there too (its best int8, u8 weights, cost a trained one 0.10 on STS-B test for
-      about as much speed as OpenVINO's fp32 graph: experiments/bench/full-cpu-avx2-*.txt);
+      stays in fp32 there too (its best int8, u8 weights, cost a trained one 0.104 on STS-B test, more
+      than a default may, for 13-30% over OpenVINO's fp32 graph: experiments/bench/*-avx2-314c3c5.txt);
       OpenVINO's fp32 graph without the onnx extra;
     - torch fp32 when neither extra is installed.
     Said once per process."""
