@@ -137,28 +137,24 @@ def main() -> None:
                 for group, nodes in groups.items():
                     if nodes:
                         dynamic(f"ort_dynamic_all_but_{group}", None, nodes)
-            if args.skip_openvino:
-                say(json.dumps({"model": args.model, "split": args.split, "host": host["model"], "results": results}))
-                if args.out:
-                    Path(args.out).write_text("\n".join(lines) + "\n")
-                return
-            import openvino as ov
+            if not args.skip_openvino:
+                import openvino as ov
 
-            class OvRunner:
-                def __init__(self, path: Path) -> None:
-                    self.compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2})
+                class OvRunner:
+                    def __init__(self, path: Path) -> None:
+                        self.compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2})
 
-                def __call__(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-                    return torch.from_numpy(np.asarray(self.compiled({n: features[n].numpy() for n in graph.names})[0]))
+                    def __call__(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+                        return torch.from_numpy(np.asarray(self.compiled({n: features[n].numpy() for n in graph.names})[0]))
 
-            measure("ov_fp32", OvRunner(fp32))
-            recipes = [("ov_nncf", {}), ("ov_nncf_sq0.5", {"smooth_quant": 0.5}), ("ov_nncf_no_sq", {"smooth_quant": -1}),
-                       ("ov_nncf_keep_ffn_out", {"ignored": groups["ffn_out"]}), ("ov_nncf_keep_last_ffn_out", {"ignored": groups["ffn_out"][-1:]}),
-                       ("ov_nncf_bias_correction", {"fast_bias_correction": False}), ("ov_nncf_keep_head", {"ignored": groups["head"]})]
-            for name, options in recipes:
-                folder = Path(tmp) / name
-                folder.mkdir()
-                measure(name, OvRunner(graph._quantize_nncf(fp32, folder, **options)))
+                measure("ov_fp32", OvRunner(fp32))
+                recipes = [("ov_nncf", {}), ("ov_nncf_sq0.5", {"smooth_quant": 0.5}), ("ov_nncf_no_sq", {"smooth_quant": -1}),
+                           ("ov_nncf_keep_ffn_out", {"ignored": groups["ffn_out"]}), ("ov_nncf_keep_last_ffn_out", {"ignored": groups["ffn_out"][-1:]}),
+                           ("ov_nncf_bias_correction", {"fast_bias_correction": False}), ("ov_nncf_keep_head", {"ignored": groups["head"]})]
+                for name, options in recipes:
+                    folder = Path(tmp) / name
+                    folder.mkdir()
+                    measure(name, OvRunner(graph._quantize_nncf(fp32, folder, **options)))
     say(json.dumps({"model": args.model, "split": args.split, "host": host["model"], "results": results}))
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

@@ -343,11 +343,11 @@ class GraphEncoder:
             return fp32
         if self.runtime == "openvino":
             return self._quantize_nncf(fp32, tmp)
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization import quantize_dynamic
 
         out = tmp / "int8.onnx"
         if self.quantize == "dynamic":
-            quantize_dynamic(str(fp32), str(out), weight_type=self._weight_type(), per_channel=True, reduce_range=self.weights == "s8 7-bit", op_types_to_quantize=["MatMul"])
+            quantize_dynamic(str(fp32), str(out), per_channel=True, op_types_to_quantize=["MatMul"], **self._weight_format())
             return out
         self._quantize_static(fp32, out)
         return out
@@ -377,10 +377,11 @@ class GraphEncoder:
         ov.save_model(quantized, str(out), compress_to_fp16=False)
         return out
 
-    def _weight_type(self) -> Any:
+    def _weight_format(self) -> dict[str, Any]:
+        """ONNX Runtime's quantizer arguments for `self.weights`."""
         from onnxruntime.quantization import QuantType
 
-        return QuantType.QUInt8 if self.weights == "u8" else QuantType.QInt8
+        return {"weight_type": QuantType.QUInt8 if self.weights == "u8" else QuantType.QInt8, "reduce_range": self.weights == "s8 7-bit"}
 
     def _quantize_static(self, fp32: Path, out: Path) -> None:
         import onnx
@@ -399,8 +400,8 @@ class GraphEncoder:
                 return next(self.batches, None)
 
         with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its histogram settings
-            quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8, weight_type=self._weight_type(),
-                            per_channel=True, reduce_range=self.weights == "s8 7-bit", op_types_to_quantize=["MatMul"], nodes_to_exclude=attention, calibrate_method=CalibrationMethod.Percentile,
+            quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8, **self._weight_format(),
+                            per_channel=True, op_types_to_quantize=["MatMul"], nodes_to_exclude=attention, calibrate_method=CalibrationMethod.Percentile,
                             extra_options={"CalibPercentile": 99.99})
 
 

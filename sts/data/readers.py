@@ -95,12 +95,6 @@ def checked_pairs(table: Table, first: str, second: str) -> Iterator[tuple[int, 
         yield row, record, check_sentence(table.path, row, record[first], first), check_sentence(table.path, row, record[second], second)
 
 
-def plain_range(score_range: Sequence[float]) -> tuple[float, float]:
-    """The configured range as two floats, read once per file: indexing a config's list costs a
-    tenth of a millisecond, which over a 59k-pair silver file was seconds."""
-    return float(score_range[0]), float(score_range[1])
-
-
 def parse_score(path: Path, row: int, value: object, score_range: Sequence[float], column: str = "score") -> float:
     """A graded score inside the configured range, normalised to 0-1."""
     try:
@@ -141,7 +135,6 @@ def _raw_rows(path: Path, min_fields: int, header_first: str | None) -> Iterator
 def read_stsb(path: Path, score_range: Sequence[float]) -> Pairs:
     """STS Benchmark: genre, file, year, id, score, sentence1, sentence2[, source, licence]."""
     s1, s2, gold, genre = [], [], [], []
-    score_range = plain_range(score_range)
     for row, f in _raw_rows(path, 7, None):
         s1.append(check_sentence(path, row, f[5], "sentence1"))
         s2.append(check_sentence(path, row, f[6], "sentence2"))
@@ -153,7 +146,6 @@ def read_stsb(path: Path, score_range: Sequence[float]) -> Pairs:
 def read_sick(path: Path, score_range: Sequence[float]) -> Pairs:
     """SICK: pair id, sentence A, sentence B, relatedness (1-5), entailment label."""
     s1, s2, gold, entailment = [], [], [], []
-    score_range = plain_range(score_range)
     for row, f in _raw_rows(path, 4, "pair_ID"):
         s1.append(check_sentence(path, row, f[1], "sentence_A"))
         s2.append(check_sentence(path, row, f[2], "sentence_B"))
@@ -186,7 +178,6 @@ def read_table(path: Path, columns: dict[str, str | None], score_range: Sequence
     if not binary and score_range is None:
         raise InputError(path, f"column {score_col!r} holds graded scores: set data.score_range")
     s1, s2, gold = [], [], []
-    score_range = plain_range(score_range) if score_range is not None else None
     for row, record in table.rows():
         s1.append(check_sentence(table.path, row, record[c1], c1))
         s2.append(check_sentence(table.path, row, record[c2], c2))
@@ -204,6 +195,8 @@ def read_pairs(
     """Read one file or concatenate several of the same format."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if score_range is not None:  # plain floats, read once: indexing a config's list per row was seconds over a 59k-pair file
+        score_range = (float(score_range[0]), float(score_range[1]))
     parts = []
     for p in paths:
         p = Path(p)
